@@ -1,0 +1,1 @@
+"""Kubeloop operator: the API models, the CRD generator and the Kopf reconcilers."""

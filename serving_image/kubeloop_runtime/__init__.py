@@ -1,0 +1,1 @@
+"""Kubeloop runtime image: the train, profile, fetch, serve and drift entry points."""
