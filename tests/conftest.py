@@ -1,0 +1,135 @@
+"""Shared fixtures: a Kubernetes API for the `cluster` tests, and a namespace per test.
+
+The cluster is the one named by $KUBECONFIG (kind, or any real cluster) when it is set; otherwise
+the local control plane of hack/devcluster.py is reused when running, or started and, unless
+KUBELOOP_KEEP_CLUSTER=1, stopped again at the end of the session.
+
+Tools (kubectl, helm, kubeconform) come from the pinned build cache (hack/build-tools.sh), else
+from PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import devcluster  # hack/devcluster.py, on pytest's pythonpath
+
+REPO = Path(__file__).resolve().parent.parent
+KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Anything that uses the cluster fixtures is a cluster test, even if it forgot the marker,
+    # so `-m "not cluster"` never starts a control plane.
+    cluster_fixtures = {"kubeconfig", "k8s_api_client", "kubectl", "namespace", "kubeloop_crds"}
+    for item in items:
+        if cluster_fixtures & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def tool_path() -> Callable[[str], str]:
+    layout = devcluster.Layout.from_env()
+
+    def find(name: str) -> str:
+        built = layout.bin / name
+        if built.exists():
+            return str(built)
+        found = shutil.which(name)
+        if found is None:
+            pytest.fail(f"{name} is neither in {layout.bin} nor on PATH: run hack/build-tools.sh")
+        return found
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Iterator[str]:
+    given = os.environ.get("KUBELOOP_TEST_KUBECONFIG") or os.environ.get("KUBECONFIG")
+    if given:
+        yield given
+        return
+    layout = devcluster.Layout.from_env()
+    started = not devcluster.is_up(layout)
+    if started:
+        devcluster.up(layout)
+    try:
+        yield str(layout.kubeconfig)
+    finally:
+        if started and os.environ.get("KUBELOOP_KEEP_CLUSTER") != "1":
+            devcluster.down(layout, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def k8s_api_client(kubeconfig: str) -> Iterator[Any]:
+    from kubernetes import config
+
+    api_client = config.new_client_from_config(config_file=kubeconfig)
+    try:
+        yield api_client
+    finally:
+        api_client.close()
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig: str, tool_path: Callable[[str], str]) -> KubectlRunner:
+    binary = tool_path("kubectl")
+
+    def run(
+        *args: str, check: bool = True, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [binary, f"--kubeconfig={kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def kubeloop_crds(kubectl: KubectlRunner) -> list[str]:
+    """Apply every CRD in crds/ (server-side) and wait until each is Established."""
+    files = sorted((REPO / "crds").glob("*.yaml"))
+    if not files:
+        pytest.fail("crds/ has no CRD files: run `python -m kubeloop.crdgen`")
+    kubectl("apply", "--server-side", "--force-conflicts", *(f"-f={f}" for f in files))
+    names = kubectl("get", "crd", "-o", "name").stdout.split()
+    ours = [n for n in names if n.endswith(".kubeloop.dev")]
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", *ours)
+    return ours
+
+
+@pytest.fixture
+def namespace(kubectl: KubectlRunner, request: pytest.FixtureRequest) -> Iterator[str]:
+    # Namespace names are DNS labels: lower-case, at most 63 characters.
+    stem = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+    name = f"t-{stem}-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    # The ServiceAccount admission plugin refuses pods until `default` exists in the namespace.
+    deadline = time.monotonic() + 30
+    while kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            pytest.fail(f"namespace {name}: the default ServiceAccount never appeared")
+        time.sleep(0.2)
+    try:
+        yield name
+    finally:
+        kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
