@@ -9,8 +9,9 @@ loopback.
     python hack/devcluster.py down     # stop every process it started (--purge also wipes state)
 
 There is no kubelet and no scheduler: Pods are created and stay Pending, which is what the
-controllers' side of the API needs. Everything lives under $KUBELOOP_CACHE/devcluster (default
-<repo>/.cache/kubeloop/devcluster): certificates, etcd data, logs, pid files, kubeconfig.
+controllers' side of the API needs. Everything lives under $KUBELOOP_DEVCLUSTER_DIR (default
+<repo>/.cache/kubeloop/devcluster): certificates, etcd data, logs, pid files, kubeconfig. The API
+server listens on $KUBELOOP_DEVCLUSTER_PORT (default 16443), etcd on that port minus 4064 and 4063.
 
 This module must not import anything outside the standard library except `cryptography`
 (certificates), so it runs before the project is installed.
@@ -19,6 +20,7 @@ This module must not import anything outside the standard library except `crypto
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -56,8 +58,9 @@ class Layout:
     def from_env(cls) -> Layout:
         cache = Path(os.environ.get("KUBELOOP_CACHE", REPO / ".cache" / "kubeloop"))
         port = int(os.environ.get("KUBELOOP_DEVCLUSTER_PORT", "16443"))
+        root = os.environ.get("KUBELOOP_DEVCLUSTER_DIR")
         return cls(
-            root=cache / "devcluster",
+            root=Path(root) if root else cache / "devcluster",
             bin=cache / "bin",
             etcd_port=port - 4064,  # 12379 by default
             etcd_peer_port=port - 4063,
@@ -420,11 +423,17 @@ def up(layout: Layout) -> None:
     start(layout, "etcd", argv["etcd"])
     wait_until("etcd /health", lambda: etcd_healthy(layout), 30, layout, "etcd")
     start(layout, "kube-apiserver", argv["kube-apiserver"])
-    wait_until("kube-apiserver /readyz", lambda: apiserver_ready(layout), 90, layout,
-               "kube-apiserver")
+    wait_until(
+        "kube-apiserver /readyz", lambda: apiserver_ready(layout), 90, layout, "kube-apiserver"
+    )
     start(layout, "kube-controller-manager", argv["kube-controller-manager"])
-    wait_until("the default ServiceAccount", lambda: controllers_ready(layout), 60, layout,
-               "kube-controller-manager")
+    wait_until(
+        "the default ServiceAccount",
+        lambda: controllers_ready(layout),
+        60,
+        layout,
+        "kube-controller-manager",
+    )
     print(f"devcluster up in {time.monotonic() - began:.1f}s: {layout.kubeconfig}")
 
 
@@ -456,15 +465,11 @@ def stop_process(pid: int, grace: float = 10.0) -> None:
         except ProcessLookupError:
             return
         # Reap it if it is our child (when `down` follows `up` in one process).
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def status(layout: Layout) -> bool:
