@@ -34,6 +34,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -308,7 +309,7 @@ def running_pid(layout: Layout, component: str) -> int | None:
     return pid if Path(cmdline).name == component else None
 
 
-def start(layout: Layout, component: str, argv: Sequence[str]) -> int:
+def start(layout: Layout, component: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
     layout.logs.mkdir(parents=True, exist_ok=True)
     layout.pidfile(component).parent.mkdir(parents=True, exist_ok=True)
     with layout.log(component).open("ab") as log:
@@ -323,15 +324,20 @@ def start(layout: Layout, component: str, argv: Sequence[str]) -> int:
             start_new_session=True,
         )
     layout.pidfile(component).write_text(f"{proc.pid}\n")
-    return proc.pid
+    return proc
 
 
 def wait_until(
-    what: str, check: Callable[[], bool], timeout: float, layout: Layout, component: str
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    layout: Layout,
+    component: str,
+    process: subprocess.Popen[bytes],
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if running_pid(layout, component) is None:
+        if process.poll() is not None:
             raise DevClusterError(
                 f"{component} exited while waiting for {what}; see {layout.log(component)}:\n"
                 + tail(layout.log(component))
@@ -420,20 +426,14 @@ def up(layout: Layout) -> None:
     write_kubeconfig(layout)
     argv = command_lines(layout)
 
-    start(layout, "etcd", argv["etcd"])
-    wait_until("etcd /health", lambda: etcd_healthy(layout), 30, layout, "etcd")
-    start(layout, "kube-apiserver", argv["kube-apiserver"])
-    wait_until(
-        "kube-apiserver /readyz", lambda: apiserver_ready(layout), 90, layout, "kube-apiserver"
+    steps = (
+        ("etcd", "etcd /health", etcd_healthy, 30),
+        ("kube-apiserver", "kube-apiserver /readyz", apiserver_ready, 90),
+        ("kube-controller-manager", "the default ServiceAccount", controllers_ready, 60),
     )
-    start(layout, "kube-controller-manager", argv["kube-controller-manager"])
-    wait_until(
-        "the default ServiceAccount",
-        lambda: controllers_ready(layout),
-        60,
-        layout,
-        "kube-controller-manager",
-    )
+    for component, what, ready, timeout in steps:
+        process = start(layout, component, argv[component])
+        wait_until(what, partial(ready, layout), timeout, layout, component, process)
     print(f"devcluster up in {time.monotonic() - began:.1f}s: {layout.kubeconfig}")
 
 
