@@ -1,0 +1,251 @@
+"""What each endpoint does, apart from HTTP: parse, validate, predict, record, encode.
+
+``ModelServer`` holds the server's state (the loaded model or why it is not loaded, the
+batcher, the window, the metrics) and answers with bytes or plain data. ``app`` wires it to
+FastAPI routes and to the raw-ASGI fast path; both call the same methods here, so a request
+gets the same answer whichever way it came in.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from importlib import metadata
+from typing import Any
+
+import orjson
+
+from kubeloop_runtime.serve import codecs
+from kubeloop_runtime.serve.batching import MicroBatcher
+from kubeloop_runtime.serve.errors import (
+    InvalidInputError,
+    MalformedRequestError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    PredictionNotFoundError,
+)
+from kubeloop_runtime.serve.metrics import ServerMetrics
+from kubeloop_runtime.serve.model import FeatureMatrix, LoadedModel, Prediction
+from kubeloop_runtime.serve.settings import ServeSettings
+from kubeloop_runtime.serve.window import Window
+
+log = logging.getLogger(__name__)
+SERVER_NAME = "kubeloop"
+PROTOCOL_EXTENSIONS: list[str] = []
+try:
+    _VERSION = metadata.version("kubeloop")
+except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    _VERSION = "0.0.0"
+
+
+class ModelServer:
+    def __init__(self, settings: ServeSettings, metrics: ServerMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.model: LoadedModel | None = None
+        self.window: Window | None = None
+        self.batcher: MicroBatcher | None = None
+        self.load_error: str | None = None
+        self.name = settings.model_name or "model"
+        self.version = settings.model_version
+        self.infer_paths: frozenset[str] = frozenset()
+        metrics.window_capacity.set(settings.window_size)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def model_loaded(self, model: LoadedModel) -> None:
+        """Install a verified model: from now on the server is ready."""
+        self.name = self.settings.model_name or model.schema.name
+        self.window = Window(model.schema, self.settings.window_size)
+        self.metrics.set_classes(model.class_names)
+        self.metrics.model_info.labels(
+            self.name, self.version, model.schema.digest, model.schema.task
+        ).set(1)
+        base = f"/v2/models/{self.name}"
+        self.infer_paths = frozenset({f"{base}/infer", f"{base}/versions/{self.version}/infer"})
+        self.model = model
+        self.metrics.model_ready.set(1)
+
+    def model_failed(self, reason: str) -> None:
+        self.load_error = reason
+
+    def _ready_model(self) -> tuple[LoadedModel, Window, MicroBatcher]:
+        if self.model is None or self.window is None or self.batcher is None:
+            why = self.load_error or "the model is still loading"
+            raise ModelNotReadyError(f"model {self.name!r} is not ready: {why}")
+        return self.model, self.window, self.batcher
+
+    def check_model(self, name: str, version: str | None = None) -> None:
+        if name != self.name:
+            raise ModelNotFoundError(
+                f"model {name!r} is not served here; this server serves {self.name!r}",
+                field="model_name",
+            )
+        if version is not None and version != self.version:
+            raise ModelNotFoundError(
+                f"model {name!r} has no version {version!r}; this server serves version "
+                f"{self.version!r}",
+                field="model_version",
+            )
+
+    # -- health and metadata ----------------------------------------------------------------
+    def ready(self) -> dict[str, Any]:
+        self._ready_model()
+        return {"ready": True}
+
+    def model_ready(self, name: str, version: str | None) -> dict[str, Any]:
+        self.check_model(name, version)
+        return {"name": self.name, "ready": self.ready()["ready"]}
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": SERVER_NAME, "version": _VERSION, "extensions": PROTOCOL_EXTENSIONS}
+
+    def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        self.check_model(name, version)
+        model, _, _ = self._ready_model()
+        schema = model.schema
+        numeric = schema.all_numeric
+        outputs: list[dict[str, Any]] = [
+            {
+                "name": codecs.OUTPUT_PREDICT,
+                "datatype": "BYTES" if schema.task == "classification" else "FP64",
+                "shape": [-1],
+            }
+        ]
+        if schema.task == "classification" and hasattr(model.estimator, "predict_proba"):
+            outputs.append(
+                {
+                    "name": codecs.OUTPUT_PROBA,
+                    "datatype": "FP64",
+                    "shape": [-1, len(model.class_names or ())],
+                }
+            )
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": "sklearn",
+            "inputs": [
+                {
+                    "name": "input-0" if numeric else feature.name,
+                    "datatype": "FP64" if feature.kind == "number" else "BYTES",
+                    "shape": [-1, len(schema.features)] if numeric else [-1],
+                }
+                for feature in (schema.features[:1] if numeric else schema.features)
+            ],
+            "outputs": outputs,
+            "parameters": {
+                "task": schema.task,
+                "features": [{"name": f.name, "type": f.kind} for f in schema.features],
+                "classes": list(model.class_names) if model.class_names else None,
+                "digest": schema.digest,
+            },
+        }
+
+    # -- prediction ------------------------------------------------------------------------
+    async def _predict(
+        self, batcher: MicroBatcher, features: FeatureMatrix, probabilities: bool
+    ) -> Prediction:
+        try:
+            return await batcher.predict(features, probabilities)
+        except (ValueError, TypeError) as error:
+            # The estimator refused values that passed the schema (an unknown category, say).
+            raise InvalidInputError(f"the model refused the input: {error}") from error
+
+    def _record(self, window: Window, features: FeatureMatrix, prediction: Prediction) -> list[str]:
+        ids = window.append(features, prediction.labels)
+        self.metrics.observe_prediction(prediction)
+        self.metrics.window_rows.set(window.rows)
+        self.metrics.window_seq.set(window.seq)
+        return ids
+
+    async def predict(self, body: bytes) -> bytes:
+        model, window, batcher = self._ready_model()
+        request = codecs.decode_predict(
+            codecs.parse_json(body), model.schema, self.settings.allow_missing
+        )
+        wants_proba = request.probabilities
+        if wants_proba and not hasattr(model.estimator, "predict_proba"):
+            raise InvalidInputError("this model does not give probabilities", field="probabilities")
+        prediction = await self._predict(batcher, request.features, wants_proba)
+        ids = self._record(window, request.features, prediction)
+        return codecs.encode_predict(prediction, ids, self.name, self.version)
+
+    async def infer(
+        self, body: bytes, name: str | None = None, version: str | None = None
+    ) -> bytes:
+        if name is not None:
+            self.check_model(name, version)
+        model, window, batcher = self._ready_model()
+        request = codecs.decode_infer(
+            codecs.parse_json(body), model.schema, self.settings.allow_missing
+        )
+        wants_proba = codecs.OUTPUT_PROBA in request.outputs
+        if wants_proba and not hasattr(model.estimator, "predict_proba"):
+            raise InvalidInputError("this model has no predict_proba output", field="outputs")
+        prediction = await self._predict(batcher, request.features, wants_proba)
+        ids = self._record(window, request.features, prediction)
+        return codecs.encode_infer(prediction, ids, request, self.name, self.version)
+
+    # -- drift window and feedback ---------------------------------------------------------
+    def window_snapshot(self) -> bytes:
+        _, window, _ = self._ready_model()
+        return orjson.dumps(
+            window.snapshot(self.name, self.version), option=orjson.OPT_SERIALIZE_NUMPY
+        )
+
+    def feedback(self, body: bytes) -> dict[str, Any]:
+        model, window, _ = self._ready_model()
+        payload = codecs.parse_json(body)
+        items = payload if isinstance(payload, list) else [payload]
+        if not items:
+            raise InvalidInputError("feedback list is empty", field="feedback")
+        checked: list[tuple[str, Any]] = []
+        for position, item in enumerate(items):
+            where = f"[{position}]" if isinstance(payload, list) else ""
+            if not isinstance(item, dict):
+                raise MalformedRequestError(
+                    f'feedback{where} must be an object like {{"id": "...", "label": ...}}'
+                )
+            unknown = [key for key in item if key not in ("id", "label")]
+            if unknown:
+                raise InvalidInputError(
+                    f"feedback{where}: unknown field {unknown[0]!r}", field=unknown[0]
+                )
+            prediction_id = item.get("id")
+            if not isinstance(prediction_id, str):
+                raise InvalidInputError(
+                    f"feedback{where}: 'id' must be a prediction id string", field="id"
+                )
+            if "label" not in item:
+                raise InvalidInputError(f"feedback{where}: missing 'label'", field="label")
+            label = self._check_label(model, item["label"], where)
+            try:
+                window.prediction_for(prediction_id)
+            except KeyError:
+                raise PredictionNotFoundError(
+                    f"feedback{where}: prediction id {prediction_id[:80]!r} is unknown or has "
+                    f"left the window (it keeps the last {window.capacity} predictions)",
+                    field="id",
+                ) from None
+            checked.append((prediction_id, label))
+        for prediction_id, label in checked:
+            window.add_feedback(prediction_id, label)
+        self.metrics.feedback.inc(len(checked))
+        return {"accepted": len(checked), "labelled": window.labelled}
+
+    @staticmethod
+    def _check_label(model: LoadedModel, label: Any, where: str) -> Any:
+        names = model.class_names
+        if names is None:
+            if isinstance(label, bool) or not isinstance(label, int | float):
+                raise InvalidInputError(f"feedback{where}: 'label' must be a number", field="label")
+            if not math.isfinite(label):
+                raise InvalidInputError(f"feedback{where}: 'label' must be finite", field="label")
+            return float(label)
+        position = model.class_position(label)
+        if position is None:
+            raise InvalidInputError(
+                f"feedback{where}: label {str(label)[:40]!r} is not one of the classes "
+                f"({', '.join(names)})",
+                field="label",
+            )
+        return names[position]

@@ -1,0 +1,66 @@
+"""Configuration of the model server, read from ``KUBELOOP_``-prefixed environment variables.
+
+The operator sets these on the serving container (docs/design/contracts.md, "Runtime
+configuration"); every field has a default that works in a pod with the model mounted at
+``/mnt/models``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServeSettings(BaseSettings):
+    """Everything ``kubeloop_runtime.serve`` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="KUBELOOP_", extra="ignore")
+
+    model_dir: Path = Path("/mnt/models")
+    """Artifact folder: model.joblib, model.sha256, metadata.json."""
+
+    model_name: str | None = None
+    """Name in the v2 paths; defaults to ``modelName`` from metadata.json."""
+
+    model_version: str = "1"
+    """Version reported in v2 metadata and accepted in ``/versions/{version}/`` paths."""
+
+    model_digest: str | None = None
+    """Expected ``sha256:<hex>`` of model.joblib. Unset: the folder's model.sha256 is trusted."""
+
+    host: str = "0.0.0.0"  # a pod listens on its own interface
+    port: int = Field(default=8080, ge=0, le=65535)
+
+    window_size: int = Field(default=5000, ge=1)
+    """Rows of recent inputs kept for the drift checker (and predictions kept for feedback)."""
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    """Larger request bodies are refused with 413, before or while they are read."""
+
+    max_batch_rows: int = Field(default=1024, ge=1)
+    """Concurrent requests are merged into one predict call up to this many rows."""
+
+    max_batch_wait_ms: float = Field(default=1.0, ge=0)
+    """How long a batch waits for more requests, only while requests arrive concurrently."""
+
+    predict_in_thread: bool = True
+    """Run predict in a worker thread so the event loop keeps reading requests meanwhile."""
+
+    predict_n_jobs: int | None = 1
+    """Override ``n_jobs`` of the loaded estimator (thread start-up dominates small batches)."""
+
+    allow_missing: bool = False
+    """Accept null/NaN feature values (for estimators that handle missing values)."""
+
+    termination_log: Path = Path("/dev/termination-log")
+    """Where the reason of a failed model load is written before the process exits."""
+
+    exit_on_load_failure: bool = True
+    """Exit non-zero when the artifact is refused, so Kubernetes shows CrashLoopBackOff."""
+
+    graceful_shutdown_seconds: int = Field(default=25, ge=0)
+    """After SIGTERM, in-flight requests get this long to finish (below the pod's 30 s grace)."""
+
+    log_level: str = "info"

@@ -1,0 +1,117 @@
+"""The bounded window of recent inputs and predictions that the drift sidecar reads.
+
+A ring buffer: per feature one preallocated column (float64, or object for categories), the
+prediction made for each row and the row's sequence number. A prediction id is
+``<instance>-<seq>``: the row's place in the ring follows from ``seq``, so feedback finds its
+prediction without a dictionary, and an id from another replica or an evicted row is refused.
+Labelled feedback is kept apart (bounded as well) as (prediction, label) pairs. Wire format of
+``snapshot``: docs/design/contracts.md, "Server window".
+
+Single-threaded by design: only the event loop touches it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from kubeloop_runtime.serve.model import FeatureMatrix, ModelSchema
+
+
+class Window:
+    def __init__(self, schema: ModelSchema, capacity: int, instance: str | None = None) -> None:
+        self.capacity = capacity
+        self.features = schema.feature_names
+        self.instance = instance or secrets.token_hex(4)
+        self._columns: dict[str, npt.NDArray[Any]] = {
+            feature.name: np.zeros(
+                capacity, dtype=np.float64 if feature.kind == "number" else object
+            )
+            for feature in schema.features
+        }
+        self._predictions: npt.NDArray[Any] = np.empty(capacity, dtype=object)
+        self._seqs: npt.NDArray[np.int64] = np.full(capacity, -1, dtype=np.int64)
+        self._feedback: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
+        self.seq = 0
+        """Rows ever received; the next row gets this sequence number."""
+
+    @property
+    def rows(self) -> int:
+        return min(self.seq, self.capacity)
+
+    @property
+    def labelled(self) -> int:
+        return len(self._feedback)
+
+    def append(self, features: FeatureMatrix, labels: npt.NDArray[Any]) -> list[str]:
+        """Record a batch of rows and their predictions; return one prediction id per row."""
+        count = len(labels)
+        first = self.seq
+        self.seq += count
+        keep = min(count, self.capacity)
+        skip = count - keep
+        seqs = np.arange(first + skip, first + count, dtype=np.int64)
+        slots = seqs % self.capacity
+        if isinstance(features, pd.DataFrame):
+            for name in self.features:
+                self._columns[name][slots] = features[name].to_numpy()[skip:]
+        else:
+            for column, name in enumerate(self.features):
+                self._columns[name][slots] = features[skip:, column]
+        self._predictions[slots] = labels[skip:]
+        self._seqs[slots] = seqs
+        prefix = self.instance
+        return [f"{prefix}-{seq}" for seq in range(first, first + count)]
+
+    def prediction_for(self, prediction_id: str) -> Any:
+        """The prediction an id names, or KeyError if unknown or evicted."""
+        instance, _, number = prediction_id.rpartition("-")
+        if instance != self.instance or not number.isdigit():
+            raise KeyError(prediction_id)
+        seq = int(number)
+        slot = seq % self.capacity
+        if seq >= self.seq or self._seqs[slot] != seq:
+            raise KeyError(prediction_id)
+        return self._predictions[slot]
+
+    def add_feedback(self, prediction_id: str, label: Any) -> None:
+        """Remember the true label of a prediction (a repeated id overwrites its label)."""
+        prediction = self.prediction_for(prediction_id)
+        seq = int(prediction_id.rpartition("-")[2])
+        self._feedback.pop(seq, None)
+        self._feedback[seq] = (prediction, label)
+        while len(self._feedback) > self.capacity:
+            self._feedback.popitem(last=False)
+
+    def snapshot(self, model_name: str, model_version: str) -> dict[str, Any]:
+        """The window, oldest row first, as the contract's JSON object (numpy columns)."""
+        rows = self.rows
+        if self.seq <= self.capacity:
+            order: npt.NDArray[np.int64] | slice = slice(0, rows)
+        else:
+            order = np.roll(np.arange(self.capacity), -(self.seq % self.capacity))
+        columns: dict[str, Any] = {}
+        for name, column in self._columns.items():
+            selected = column[order]
+            columns[name] = (
+                np.ascontiguousarray(selected) if selected.dtype != object else selected.tolist()
+            )
+        pairs = list(self._feedback.values())
+        return {
+            "model": model_name,
+            "modelVersion": model_version,
+            "seq": self.seq,
+            "size": rows,
+            "capacity": self.capacity,
+            "features": list(self.features),
+            "columns": columns,
+            "feedback": {
+                "predictions": [prediction for prediction, _ in pairs],
+                "labels": [label for _, label in pairs],
+            },
+        }
