@@ -24,7 +24,7 @@ from prometheus_client import (
 from kubeloop_runtime.serve.model import Prediction
 
 # The *_created series double the exposition for nothing a dashboard uses.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (
