@@ -1,0 +1,125 @@
+"""The ``profile`` entry point: validate a Dataset, version it, and profile its features.
+
+Reports the content digest (the data version), row count, column types and a compact per-feature
+summary through the termination message. The full reference profile (with PSI bins and samples,
+far over the 4096-byte message limit) is written as ``profile.json`` into ``output.uri`` when the
+configuration names one. The drift checker never reads this one: it reads the profile train writes
+into the model's metadata.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from kubeloop_runtime.config import ProfileConfig, parse_profile_config, read_config_document
+from kubeloop_runtime.datasets import load_dataset
+from kubeloop_runtime.errors import EXIT_OK, DatasetError
+from kubeloop_runtime.profile import ProfileError, build_profile
+from kubeloop_runtime.schema import apply_declared_types, column_type, validate
+from kubeloop_runtime.storage import resolve, upload_folder
+from kubeloop_runtime.termination import run_batch, termination_log_path, to_plain
+
+PROFILE_FILE: Final = "profile.json"
+TOP_CATEGORIES: Final = 10
+SUMMARY_FIELDS: Final = ("kind", "nullShare", "mean", "std", "min", "max")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m kubeloop_runtime profile",
+        description="Validate a dataset, compute its content digest and its per-feature profile.",
+    )
+    parser.add_argument(
+        "--config", help="the JSON configuration, inline or a file path (default: $KUBELOOP_CONFIG)"
+    )
+    parser.add_argument(
+        "--termination-log",
+        help="where the JSON result goes "
+        "(default: $KUBELOOP_TERMINATION_LOG or /dev/termination-log)",
+    )
+    args = parser.parse_args(argv)
+
+    def work() -> tuple[dict[str, Any], int]:
+        config = parse_profile_config(read_config_document(args.config))
+        return run_profile(config), EXIT_OK
+
+    return run_batch("profile", termination_log_path(args.termination_log), work)
+
+
+def run_profile(config: ProfileConfig) -> dict[str, Any]:
+    """Profile the dataset and return the result (the termination message payload)."""
+    loaded = load_dataset(config.dataset)
+    target = config.dataset.target or loaded.default_target
+    schema = config.dataset.schema_
+    if schema is not None:
+        validate(loaded.frame, schema, target)
+    if target is not None and target not in loaded.frame.columns:
+        raise DatasetError(
+            f"dataset.target: no column {target!r} in {loaded.uri}; columns: "
+            + ", ".join(str(name) for name in loaded.frame.columns)
+        )
+    typed = apply_declared_types(loaded.frame, schema)
+    columns = [
+        {"name": str(name), "type": column_type(str(name), typed[name])} for name in typed.columns
+    ]
+    features = [str(name) for name in typed.columns if str(name) != target]
+    if not features:
+        raise DatasetError(f"{loaded.uri}: no feature columns besides the target {target!r}")
+    try:
+        profile = build_profile(typed[features])
+    except ProfileError as error:
+        raise DatasetError(f"{loaded.uri}: {error}") from error
+
+    result: dict[str, Any] = {
+        "ok": True,
+        "kind": "profile",
+        "uri": loaded.uri,
+        "format": loaded.format,
+        "digest": loaded.digest,
+        "rows": loaded.rows,
+        "target": target,
+        "columns": columns,
+    }
+    if config.output is not None:
+        save_profile(profile, config.output.uri)
+        result["profileUri"] = resolve(config.output.uri).child(PROFILE_FILE).uri
+    result["profile"] = summarise_profile(profile)
+    return result
+
+
+def summarise_profile(profile: dict[str, Any]) -> dict[str, Any]:
+    """Per feature: kind, null share and moments (numeric) or the top category shares."""
+    summary: dict[str, Any] = {}
+    for name, feature in profile["features"].items():
+        entry = {key: feature[key] for key in SUMMARY_FIELDS if key in feature}
+        if feature["kind"] == "categorical":
+            top = sorted(feature["shares"].items(), key=lambda item: (-item[1], item[0]))
+            entry["shares"] = dict(top[:TOP_CATEGORIES])
+        summary[name] = entry
+    return summary
+
+
+def save_profile(profile: dict[str, Any], uri: str) -> None:
+    """Write ``profile.json`` into the output folder (created if needed)."""
+    location = resolve(uri)
+    text = json.dumps(to_plain(profile), separators=(",", ":"), allow_nan=False) + "\n"
+    if location.is_local:
+        folder = Path(location.path)
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = folder / f".{PROFILE_FILE}.tmp"
+        staging.write_text(text)
+        staging.replace(folder / PROFILE_FILE)
+        return
+    with tempfile.TemporaryDirectory(prefix="kubeloop-profile-") as scratch:
+        (Path(scratch) / PROFILE_FILE).write_text(text)
+        upload_folder(Path(scratch), location)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
