@@ -3,31 +3,29 @@
 The train entry point imports the class named by `spec.estimator`; an import path from a user
 is code execution, so only the paths below are accepted. The CRD schema carries this list as an
 enum (the API server refuses anything else at admission), and the runtime image keeps its own
-copy (`kubeloop_runtime.estimators.ALLOWED_ESTIMATORS`) that a test compares with this one.
+copy (`kubeloop_runtime.estimators.ALLOWED_ESTIMATORS`); tests compare the two.
 
-This module must stay import-free: the CRD generator and the runtime read it without scikit-learn.
+This module must stay import-free: the CRD generator reads it without scikit-learn.
 """
 
 from __future__ import annotations
 
-CLASSIFIERS: tuple[str, ...] = (
+from typing import Final
+
+ALLOWED_ESTIMATORS: Final[tuple[str, ...]] = (
+    # classifiers
     "sklearn.linear_model.LogisticRegression",
     "sklearn.linear_model.SGDClassifier",
-    "sklearn.linear_model.RidgeClassifier",
     "sklearn.tree.DecisionTreeClassifier",
     "sklearn.ensemble.RandomForestClassifier",
     "sklearn.ensemble.ExtraTreesClassifier",
     "sklearn.ensemble.GradientBoostingClassifier",
     "sklearn.ensemble.HistGradientBoostingClassifier",
-    "sklearn.ensemble.AdaBoostClassifier",
     "sklearn.neighbors.KNeighborsClassifier",
     "sklearn.svm.SVC",
     "sklearn.svm.LinearSVC",
     "sklearn.naive_bayes.GaussianNB",
-    "sklearn.neural_network.MLPClassifier",
-)
-
-REGRESSORS: tuple[str, ...] = (
+    # regressors
     "sklearn.linear_model.LinearRegression",
     "sklearn.linear_model.Ridge",
     "sklearn.linear_model.Lasso",
@@ -40,7 +38,5 @@ REGRESSORS: tuple[str, ...] = (
     "sklearn.ensemble.HistGradientBoostingRegressor",
     "sklearn.neighbors.KNeighborsRegressor",
     "sklearn.svm.SVR",
-    "sklearn.neural_network.MLPRegressor",
+    "sklearn.svm.LinearSVR",
 )
-
-ALLOWED_ESTIMATORS: tuple[str, ...] = CLASSIFIERS + REGRESSORS

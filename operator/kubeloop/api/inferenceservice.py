@@ -123,7 +123,7 @@ class MonitoringSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": validations(
             cel(
-                "self.minSamples <= self.window",
+                "!has(self.minSamples) || !has(self.window) || self.minSamples <= self.window",
                 "minSamples must not exceed window: the checker never holds more rows than the "
                 "window",
                 field_path=".minSamples",
@@ -160,7 +160,7 @@ class RetrainSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": validations(
             cel(
-                "!self.enabled || has(self.template)",
+                "!has(self.enabled) || !self.enabled || has(self.template)",
                 "retraining needs a template: set template to the TrainingJob spec to run",
                 field_path=".template",
                 reason="FieldValueRequired",
@@ -183,7 +183,8 @@ class InferenceServiceSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": validations(
             cel(
-                "!has(self.retrain) || !self.retrain.enabled || !has(self.monitoring) "
+                "!has(self.retrain) || !has(self.retrain.enabled) || !self.retrain.enabled "
+                "|| !has(self.monitoring) || !has(self.monitoring.enabled) "
                 "|| self.monitoring.enabled",
                 "retraining is triggered by drift: it needs monitoring.enabled",
                 field_path=".retrain.enabled",
