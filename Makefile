@@ -1,8 +1,11 @@
 # Kubeloop developer entry points. `make test` and `make demo` do their own set-up on a fresh
 # machine: Python packages, then the control-plane binaries (built once, cached in .cache/).
-PYTHON ?= python3
+# Everything Python runs in a virtualenv of the checkout, so a clone never touches another's.
+BASE_PYTHON ?= python3
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
-STAMP := .cache/kubeloop/pip-installed
+STAMP := $(VENV)/.kubeloop-installed
 
 .PHONY: help setup tools test test-unit lint crds demo cluster-up cluster-down cluster-status
 
@@ -13,6 +16,7 @@ help:
 	@echo "make cluster-up    start (or reuse) the local control plane; cluster-down stops it"
 
 $(STAMP): pyproject.toml
+	test -x $(PYTHON) || $(BASE_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@mkdir -p $(dir $@) && touch $@
 
@@ -38,11 +42,11 @@ crds: setup
 demo: setup tools
 	@bash hack/demo.sh
 
-cluster-up: tools
+cluster-up: setup tools
 	$(PYTHON) hack/devcluster.py up
 
 cluster-down:
-	$(PYTHON) hack/devcluster.py down
+	python3 hack/devcluster.py down
 
 cluster-status:
-	$(PYTHON) hack/devcluster.py status
+	python3 hack/devcluster.py status

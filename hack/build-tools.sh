@@ -16,7 +16,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${KUBELOOP_CACHE:-$repo/.cache/kubeloop}
 bin=$cache/bin
 stamp=$bin/.versions
-want="k8s=$KUBERNETES_VERSION etcd=$ETCD_VERSION helm=$HELM_VERSION kubeconform=$KUBECONFORM_VERSION $(cat "$repo/hack/tools/kube/go.sum" "$repo/hack/tools/etcd/go.sum" | sha256sum | cut -c1-16)"
+# The stamp covers the pins, the locked module graphs and this recipe itself.
+want="k8s=$KUBERNETES_VERSION etcd=$ETCD_VERSION helm=$HELM_VERSION kubeconform=$KUBECONFORM_VERSION $(cat "$repo/hack/tools/kube/go.sum" "$repo/hack/tools/etcd/go.sum" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
 
 if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
   for b in etcd kube-apiserver kube-controller-manager kubectl helm kubeconform; do
@@ -46,7 +47,8 @@ echo "building helm $HELM_VERSION, kubeconform $KUBECONFORM_VERSION"
 GOBIN=$bin GOFLAGS= go install -trimpath \
   -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
   "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-GOBIN=$bin GOFLAGS= go install -trimpath "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+GOBIN=$bin GOFLAGS= go install -trimpath -ldflags "-X main.version=$KUBECONFORM_VERSION" \
+  "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
 
 echo "$want" > "$stamp"
 echo "tools built in $bin in $(( $(date +%s) - start ))s"
