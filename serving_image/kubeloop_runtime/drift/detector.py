@@ -191,7 +191,7 @@ def assess_feedback(
             errors = np.array([float(p) - float(y) for p, y in pairs], dtype=np.float64)
         except (TypeError, ValueError) as error:
             raise DriftInputError(
-                f"feedback: regression labels must be numbers ({error})"
+                f"feedback: regression predictions and labels must be numbers ({error})"
             ) from error
         rmse = float(np.sqrt(np.mean(errors**2)))
         baseline = _number(metrics.get("rmse"))
