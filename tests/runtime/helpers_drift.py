@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -79,18 +80,27 @@ def window_document(
     }
 
 
-def write_breast_cancer_artifact(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+@dataclass(frozen=True)
+class BreastCancerArtifact:
+    directory: Path
+    reference: pd.DataFrame
+    holdout: pd.DataFrame
+    holdout_labels: list[str]
+    """True class names of the holdout rows, as feedback labels."""
+
+
+def write_breast_cancer_artifact(directory: Path) -> BreastCancerArtifact:
     """Train a real logistic regression on breast_cancer and write its artifact folder.
 
-    Returns (reference, holdout) feature frames; metadata.json holds the reference profile.
+    metadata.json holds the reference profile of the training features and the held-out accuracy.
     """
     data = load_breast_cancer(as_frame=True)
     x_train, x_test, y_train, y_test = train_test_split(
         data.data, data.target, test_size=0.3, random_state=SPLIT_SEED
     )
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    model.fit(x_train, y_train)
-    accuracy = float(model.score(x_test, y_test))
+    model.fit(x_train.to_numpy(), y_train)
+    accuracy = float(model.score(x_test.to_numpy(), y_test))
     metadata = {
         "schemaVersion": 1,
         "modelName": "breast-cancer",
@@ -103,7 +113,8 @@ def write_breast_cancer_artifact(directory: Path) -> tuple[pd.DataFrame, pd.Data
         "profile": build_profile(x_train),
     }
     write_artifact(directory, model, metadata)
-    return x_train, x_test
+    names = [str(c) for c in data.target_names]
+    return BreastCancerArtifact(directory, x_train, x_test, [names[int(y)] for y in y_test])
 
 
 class WindowServer:

@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
+
 from kubeloop_runtime.profile import (
     SAMPLE_SIZE,
     ProfileError,
     bin_counts,
     build_profile,
 )
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 
 
 def test_iris_profile_matches_the_contract() -> None:

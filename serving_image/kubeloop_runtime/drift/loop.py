@@ -102,10 +102,11 @@ class _Outages:
         self._since: dict[str, tuple[float, str]] = {}
 
     def failed(self, source: str, message: str) -> None:
-        known = self._since.get(source)
-        if known is None or known[1] != message:
+        if source not in self._since:
             log.warning("drift check failed (%s): %s", source, message)
-            self._since[source] = (known[0] if known else time.monotonic(), message)
+            self._since[source] = (time.monotonic(), message)
+        else:
+            log.debug("drift check still failing (%s): %s", source, message)
 
     def recovered(self, *sources: str) -> None:
         for source in sources:
