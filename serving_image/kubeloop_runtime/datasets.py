@@ -36,6 +36,10 @@ DIGEST_HEADER: Final = b"kubeloop-dataset-v1\n"
 _PARQUET_MAGIC: Final = b"PAR1"
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 
+# pandas 3 parses floats with round-trip precision by default (and deprecates asking for it);
+# pandas 2 has to be asked.
+_ASK_ROUND_TRIP: Final = int(pd.__version__.split(".")[0]) < 3
+
 FileFormat = Literal["csv", "parquet"]
 
 
@@ -102,13 +106,15 @@ def detect_format(path: str, declared: str, data: bytes) -> FileFormat:
 
 
 def parse_table(data: bytes, file_format: FileFormat, uri: str) -> pd.DataFrame:
-    """Parse file bytes; CSV floats are read back exactly (round-trip precision)."""
+    """Parse file bytes; CSV floats are read back exactly, so CSV and Parquet digests agree."""
     try:
         if file_format == "parquet":
             return pd.read_parquet(io.BytesIO(data))
         if data.startswith(_GZIP_MAGIC):
             data = gzip.decompress(data)
-        return pd.read_csv(io.BytesIO(data), float_precision="round_trip")
+        if _ASK_ROUND_TRIP:
+            return pd.read_csv(io.BytesIO(data), float_precision="round_trip")
+        return pd.read_csv(io.BytesIO(data))
     except pd.errors.EmptyDataError as error:
         raise DatasetError(f"{uri}: the file is empty") from error
     except Exception as error:  # pandas and pyarrow raise many parser types

@@ -148,8 +148,10 @@ def _type_problem(present: pd.Series, declared: str | None) -> str | None:
         if pd.api.types.is_bool_dtype(dtype) or set(present.tolist()) <= {True, False}:
             return None
         return f"type boolean expected, found {dtype}"
+    if pd.api.types.is_bool_dtype(dtype):
+        return f"type {declared} expected, found {dtype}"
     numbers = _as_numbers(present)
-    if numbers is None or pd.api.types.is_bool_dtype(dtype):
+    if numbers is None:
         return f"type {declared} expected, found {dtype} (e.g. {_first_non_number(present)!r})"
     if declared == "integer" and not bool(
         np.all(np.isfinite(numbers) & (numbers == np.round(numbers)))

@@ -241,7 +241,15 @@ def wrap_for_features(estimator: Any, categorical: list[str]) -> Any:
     from sklearn.preprocessing import OneHotEncoder
 
     columns = ColumnTransformer(
-        [("categorical", OneHotEncoder(handle_unknown="ignore"), categorical)],
+        # Dense output: several allow-listed estimators (HistGradientBoosting*, GaussianNB)
+        # refuse sparse input, and one-hot columns of tabular data are few.
+        [
+            (
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                categorical,
+            )
+        ],
         remainder="passthrough",
         verbose_feature_names_out=False,
     )
