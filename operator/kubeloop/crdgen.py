@@ -175,7 +175,11 @@ def resource_schema(info: KindInfo) -> Schema:
                 "type": "string",
             },
             "kind": {"description": f"`{info.kind}`.", "type": "string"},
-            "metadata": {"type": "object"},
+            # Declaring the name's bound keeps the cost of CEL rules that read it small.
+            "metadata": {
+                "type": "object",
+                "properties": {"name": {"type": "string", "maxLength": 253}},
+            },
             "spec": _ordered(spec),
             "status": _ordered(status),
         },
@@ -235,7 +239,8 @@ class _NoAliasDumper(yaml.SafeDumper):
 
 def render_crd(info: KindInfo) -> str:
     body = yaml.dump(build_crd(info), Dumper=_NoAliasDumper, sort_keys=False, width=100)
-    return HEADER + body
+    # The leading `---` keeps concatenations (`helm show crds`, `cat crds/*`) valid multi-doc YAML.
+    return HEADER + "---\n" + body
 
 
 # --- reference docs -------------------------------------------------------------------------

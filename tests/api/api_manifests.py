@@ -404,6 +404,20 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         "must be of type number",
     ),
     InvalidCase(
+        "modelversion-name-is-not-model-and-version",
+        "ModelVersion",
+        {"metadata.name": "wine-latest"},
+        "metadata.name",
+        "must be <spec.modelName>-v<spec.version>",
+    ),
+    InvalidCase(
+        "modelversion-name-names-another-version",
+        "ModelVersion",
+        {"metadata.name": "wine-v2"},
+        "metadata.name",
+        "must be <spec.modelName>-v<spec.version>",
+    ),
+    InvalidCase(
         "modelversion-dataset-version-digest",
         "ModelVersion",
         {"spec.lineage.datasetVersion": "v1"},

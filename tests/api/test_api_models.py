@@ -11,6 +11,7 @@ import yaml
 from api_manifests import VALID
 
 from kubeloop.api import KINDS, InferenceServiceSpec, KindInfo, ModelVersionSpec, TrainingJobSpec
+from kubeloop.api.modelversion import model_version_name
 from kubeloop.crdgen import build_crd
 from kubeloop.estimators import ALLOWED_ESTIMATORS
 
@@ -108,3 +109,8 @@ def test_every_allowed_estimator_is_a_scikit_learn_estimator(path: str) -> None:
 def test_the_runtime_keeps_the_same_allow_list() -> None:
     runtime = pytest.importorskip("kubeloop_runtime.estimators")
     assert set(runtime.ALLOWED_ESTIMATORS) == set(ALLOWED_ESTIMATORS)
+
+
+def test_model_version_names_follow_model_and_version() -> None:
+    assert model_version_name("iris", 3) == "iris-v3"
+    assert model_version_name(VALID["ModelVersion"]["spec"]["modelName"], 1) == "wine-v1"

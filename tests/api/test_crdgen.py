@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,6 +118,18 @@ def test_check_mode_reports_drift_and_stale_files(tmp_path: Path, capsys: Any) -
     assert main(["--root", str(tmp_path)]) == 0
     assert not stale.exists()
     assert main(["--root", str(tmp_path), "--check"]) == 0
+
+
+def test_helm_chart_ships_the_crds(tool_path: Callable[[str], str]) -> None:
+    shown = subprocess.run(
+        [tool_path("helm"), "show", "crds", str(REPO / "helm/kubeloop")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    names = [doc["metadata"]["name"] for doc in yaml.safe_load_all(shown) if doc]
+    assert sorted(names) == sorted(info.crd_name for info in KINDS)
 
 
 def test_helm_chart_crds_mirror_crds_folder() -> None:

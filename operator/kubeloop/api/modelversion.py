@@ -26,6 +26,13 @@ from kubeloop.api.conditions import Conditions, ObservedGeneration
 from kubeloop.api.scalars import Digest, ModelName, ObjectName, StorageUri
 
 Stage = Literal["None", "Staging", "Production", "Archived"]
+
+
+def model_version_name(model_name: str, version: int) -> str:
+    """The one name a ModelVersion may have, so that (model, version) is unique per namespace."""
+    return f"{model_name}-v{version}"
+
+
 ModelVersionPhase = Literal["Pending", "Ready", "Failed"]
 
 
@@ -143,5 +150,17 @@ MODEL_VERSION = KindInfo(
         READY_COLUMN,
         PrinterColumn("Digest", ".spec.artifact.digest", priority=1),
         AGE_COLUMN,
+    ),
+    root_validations=(
+        cel(
+            # string(int) has no cost bound in the API server's estimate; parse the name instead.
+            "self.metadata.name.startsWith(self.spec.modelName + '-v') "
+            "&& self.metadata.name.substring(self.spec.modelName.size() + 2)"
+            ".matches('^[1-9][0-9]{0,17}$') "
+            "&& int(self.metadata.name.substring(self.spec.modelName.size() + 2)) "
+            "== self.spec.version",
+            "metadata.name must be <spec.modelName>-v<spec.version> (e.g. iris-v3), so that each "
+            "version of a model is registered once",
+        ),
     ),
 )
