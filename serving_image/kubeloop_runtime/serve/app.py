@@ -184,7 +184,14 @@ class ServingFront:
         try:
             check_content_type(_header(scope, b"content-type"))
             check_content_length(_header(scope, b"content-length"), self._limit)
-            body = await handler(await read_body(receive, self._limit))
+            # From the end of the body to the batcher's queue, the handler never yields; so
+            # "arriving" is exactly the requests the batcher may usefully wait for.
+            self.server.requests_arriving += 1
+            try:
+                request_body = await read_body(receive, self._limit)
+            finally:
+                self.server.requests_arriving -= 1
+            body = await handler(request_body)
             status = 200
         except ServeError as error:
             body, status = error_body(error), error.status_code
@@ -246,7 +253,9 @@ def create_app(
             predict,
             max_rows=settings.max_batch_rows,
             max_wait_seconds=settings.max_batch_wait_ms / 1000,
-            in_thread=settings.predict_in_thread,
+            thread_mode=settings.predict_in_thread,
+            thread_threshold_seconds=settings.thread_threshold_ms / 1000,
+            arriving=lambda: server.requests_arriving,
             observer=metrics.observe_batch,
         )
         batcher.start()

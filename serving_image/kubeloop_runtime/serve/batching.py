@@ -1,10 +1,16 @@
 """Adaptive micro-batching: requests that arrive together share one ``predict`` call.
 
-One asyncio task drains a queue. It takes the first waiting request, every request already
-queued behind it, and, only when the previous batch had company (requests are arriving
-concurrently), waits up to ``max_wait`` for more, never beyond ``max_rows``. A lone request at
-low load therefore pays no wait. While a batch predicts in the worker thread, new requests
-queue up and form the next batch: the busier the server, the larger the batches.
+One asyncio task drains a queue. It takes the first waiting request and every request already
+queued behind it. It then waits (at most ``max_wait``, never beyond ``max_rows``) only while
+requests are already inside the server but still reading their body: ``arriving()`` counts
+them. Waiting for requests that have not arrived would only add latency, so a lone request,
+or a batch that holds every request in flight, goes at once.
+While a batch predicts, new requests queue up and form the next batch: the busier the server,
+the larger the batches.
+
+Predict runs inline on the event loop when it is fast, and in one worker thread when recent
+calls were slow (``threshold``): the hand-off costs about 0.1 ms, worth it only when predict
+takes long and releases the GIL for part of it, as tree ensembles do.
 
 If a merged batch fails, each request is retried alone, so one bad request cannot fail the
 others that happened to share its batch.
@@ -18,6 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -27,6 +34,7 @@ from kubeloop_runtime.serve.model import FeatureMatrix, Prediction
 PredictFunction = Callable[[FeatureMatrix, bool], Prediction]
 BatchObserver = Callable[[int, int], None]
 """Called with (requests, rows) of each predict call, e.g. for metrics."""
+ThreadMode = Literal["auto", "always", "never"]
 
 
 @dataclass
@@ -47,32 +55,44 @@ def _concatenate(parts: list[FeatureMatrix]) -> FeatureMatrix:
     return np.concatenate([part for part in parts if isinstance(part, np.ndarray)])
 
 
+def _nobody_else() -> int:
+    return 0
+
+
 class MicroBatcher:
     def __init__(
         self,
         predict: PredictFunction,
         max_rows: int,
         max_wait_seconds: float,
-        in_thread: bool,
+        thread_mode: ThreadMode = "auto",
+        thread_threshold_seconds: float = 0.001,
+        arriving: Callable[[], int] = _nobody_else,
         observer: BatchObserver | None = None,
     ) -> None:
         self._predict = predict
         self._max_rows = max_rows
         self._max_wait = max_wait_seconds
+        self._thread_mode = thread_mode
+        self._threshold = thread_threshold_seconds
+        self._arriving = arriving
         self._observer = observer
-        self._executor = ThreadPoolExecutor(1, "kubeloop-predict") if in_thread else None
+        self._executor: ThreadPoolExecutor | None = None
+        if thread_mode != "never":
+            self._executor = ThreadPoolExecutor(1, "kubeloop-predict")
+        self._recent_seconds = 0.0
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._had_company = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
-    async def stop(self) -> None:
-        """Finish queued requests, then stop. Called after the server stopped taking requests."""
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Finish queued requests, then stop. Called once the server stopped taking requests."""
         if self._task is not None:
-            while not self._queue.empty():
-                await asyncio.sleep(0.001)
+            deadline = time.monotonic() + timeout
+            while not self._queue.empty() and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -95,34 +115,44 @@ class MicroBatcher:
         first = await self._queue.get()
         batch = [first]
         rows = self._take_queued(batch, first.rows)
-        if self._had_company and self._max_wait > 0 and rows < self._max_rows:
-            deadline = time.monotonic() + self._max_wait
-            while rows < self._max_rows:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    pending = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
-                batch.append(pending)
-                rows = self._take_queued(batch, rows + pending.rows)
-        self._had_company = len(batch) > 1
+        if self._max_wait <= 0:
+            return batch
+        deadline = time.monotonic() + self._max_wait
+        while rows < self._max_rows and self._arriving() > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                pending = await asyncio.wait_for(self._queue.get(), remaining)
+            except TimeoutError:
+                break
+            batch.append(pending)
+            rows = self._take_queued(batch, rows + pending.rows)
         return batch
 
     async def _call(self, features: FeatureMatrix, probabilities: bool) -> Prediction:
-        if self._executor is None:
-            return self._predict(features, probabilities)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._predict, features, probabilities)
+        use_thread = self._executor is not None and (
+            self._thread_mode == "always" or self._recent_seconds > self._threshold
+        )
+        started = time.perf_counter()
+        if use_thread and self._executor is not None:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(
+                self._executor, self._predict, features, probabilities
+            )
+        else:
+            result = self._predict(features, probabilities)
+        # A moving average, so that one slow call (a cold cache, a large batch) does not
+        # flip the mode back and forth.
+        self._recent_seconds = 0.8 * self._recent_seconds + 0.2 * (time.perf_counter() - started)
+        return result
 
     async def _run(self) -> None:
         while True:
             batch = await self._collect()
             live = [pending for pending in batch if not pending.future.done()]
-            if not live:
-                continue
-            await self._predict_batch(live)
+            if live:
+                await self._predict_batch(live)
 
     async def _predict_batch(self, batch: list[_Pending]) -> None:
         probabilities = any(pending.probabilities for pending in batch)

@@ -49,6 +49,8 @@ class ModelServer:
         self.name = settings.model_name or "model"
         self.version = settings.model_version
         self.infer_paths: frozenset[str] = frozenset()
+        self.requests_arriving = 0
+        """Prediction requests still reading their body (the batcher waits only for these)."""
         metrics.window_capacity.set(settings.window_size)
 
     # -- lifecycle -------------------------------------------------------------------------

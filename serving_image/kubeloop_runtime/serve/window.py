@@ -1,7 +1,7 @@
 """The bounded window of recent inputs and predictions that the drift sidecar reads.
 
-A ring buffer: per feature one preallocated column (float64, or object for categories), the
-prediction made for each row and the row's sequence number. A prediction id is
+A ring buffer: one preallocated rows-by-features matrix (float64, or object when some features
+are categories), the prediction made for each row and the row's sequence number. A prediction id is
 ``<instance>-<seq>``: the row's place in the ring follows from ``seq``, so feedback finds its
 prediction without a dictionary, and an id from another replica or an evicted row is refused.
 Labelled feedback is kept apart (bounded as well) as (prediction, label) pairs. Wire format of
@@ -28,12 +28,10 @@ class Window:
         self.capacity = capacity
         self.features = schema.feature_names
         self.instance = instance or secrets.token_hex(4)
-        self._columns: dict[str, npt.NDArray[Any]] = {
-            feature.name: np.zeros(
-                capacity, dtype=np.float64 if feature.kind == "number" else object
-            )
-            for feature in schema.features
-        }
+        self._numeric = schema.all_numeric
+        self._matrix: npt.NDArray[Any] = np.zeros(
+            (capacity, len(self.features)), dtype=np.float64 if self._numeric else object
+        )
         self._predictions: npt.NDArray[Any] = np.empty(capacity, dtype=object)
         self._seqs: npt.NDArray[np.int64] = np.full(capacity, -1, dtype=np.int64)
         self._feedback: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
@@ -55,16 +53,20 @@ class Window:
         self.seq += count
         keep = min(count, self.capacity)
         skip = count - keep
-        seqs = np.arange(first + skip, first + count, dtype=np.int64)
-        slots = seqs % self.capacity
         if isinstance(features, pd.DataFrame):
-            for name in self.features:
-                self._columns[name][slots] = features[name].to_numpy()[skip:]
+            values = features[list(self.features)].to_numpy(dtype=object)[skip:]
         else:
-            for column, name in enumerate(self.features):
-                self._columns[name][slots] = features[skip:, column]
-        self._predictions[slots] = labels[skip:]
-        self._seqs[slots] = seqs
+            values = features[skip:]
+        start = (first + skip) % self.capacity
+        head = min(keep, self.capacity - start)  # rows before the ring wraps
+        self._matrix[start : start + head] = values[:head]
+        self._predictions[start : start + head] = labels[skip : skip + head]
+        self._seqs[start : start + head] = np.arange(first + skip, first + skip + head)
+        if head < keep:
+            tail = keep - head
+            self._matrix[:tail] = values[head:]
+            self._predictions[:tail] = labels[skip + head :]
+            self._seqs[:tail] = np.arange(first + skip + head, first + count)
         prefix = self.instance
         return [f"{prefix}-{seq}" for seq in range(first, first + count)]
 
@@ -95,12 +97,11 @@ class Window:
             order: npt.NDArray[np.int64] | slice = slice(0, rows)
         else:
             order = np.roll(np.arange(self.capacity), -(self.seq % self.capacity))
+        rows_in_order = self._matrix[order]
         columns: dict[str, Any] = {}
-        for name, column in self._columns.items():
-            selected = column[order]
-            columns[name] = (
-                np.ascontiguousarray(selected) if selected.dtype != object else selected.tolist()
-            )
+        for position, name in enumerate(self.features):
+            column = rows_in_order[:, position]
+            columns[name] = np.ascontiguousarray(column) if self._numeric else column.tolist()
         pairs = list(self._feedback.values())
         return {
             "model": model_name,
