@@ -13,7 +13,14 @@ import os
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from kubeloop_runtime.errors import ConfigError
@@ -59,10 +66,21 @@ class SchemaSpec(_Strict):
 
 
 class DatasetSpec(_PassThrough):
+    """The data to read. Takes the contract's flat form (``uri``, ``format``) and also a Dataset
+    spec passed through as is, where they sit under ``source``."""
+
     uri: str = Field(min_length=1)
     format: Literal["auto", "csv", "parquet"] = "auto"
     target: str | None = None
     schema_: SchemaSpec | None = Field(default=None, alias="schema")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_source(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "uri" not in data and isinstance(data.get("source"), dict):
+            source = data["source"]
+            return {**data, **{key: source[key] for key in ("uri", "format") if key in source}}
+        return data
 
 
 class SearchSpec(_Strict):
@@ -72,6 +90,7 @@ class SearchSpec(_Strict):
     space: dict[str, list[Any]] = Field(min_length=1)
     max_trials: int | None = Field(default=None, ge=1)
     cv_folds: int = Field(default=3, ge=2)
+    parallelism: int = Field(default=1, ge=1)  # trials fitted at once (joblib workers in the pod)
 
     @model_validator(mode="after")
     def _check_space(self) -> SearchSpec:
@@ -114,6 +133,12 @@ class TrainConfig(_PassThrough):
     estimator: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     search: SearchSpec | None = None
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _null_params_are_none(cls, value: Any) -> Any:
+        return {} if value is None else value
+
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     output: OutputSpec
 

@@ -10,6 +10,7 @@ happened. The fields that tell success from failure (``ok``, ``kind``, ``reason`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -89,7 +90,9 @@ def report(path: Path, payload: Mapping[str, Any]) -> str:
         path.write_text(message)
     except OSError as error:
         print(f"warning: cannot write the termination log {path}: {error}", file=sys.stderr)
-    print(message, flush=True)
+    # stdout may be closed (a pipe reader gone); the termination log already holds the result.
+    with contextlib.suppress(OSError):
+        print(message, flush=True)
     return message
 
 

@@ -187,7 +187,9 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         "durationSeconds": round(time.monotonic() - started, 3),
     }
     if search_summary is not None:
-        result["search"] = {key: search_summary[key] for key in ("strategy", "trials", "bestScore")}
+        result["search"] = {
+            key: search_summary[key] for key in ("strategy", "trials", "bestScore", "bestParams")
+        }
     if not gate.passed:
         direction = "above" if metric in LOWER_IS_BETTER else "below"
         result["reason"] = "GateFailed"
@@ -285,7 +287,12 @@ def search(
     searcher: Any
     if spec.strategy == "grid":
         searcher = GridSearchCV(
-            model, space, scoring=scoring, cv=spec.cv_folds, error_score="raise"
+            model,
+            space,
+            scoring=scoring,
+            cv=spec.cv_folds,
+            n_jobs=spec.parallelism,
+            error_score="raise",
         )
     else:
         searcher = RandomizedSearchCV(
@@ -294,6 +301,7 @@ def search(
             n_iter=min(spec.max_trials or 1, spec.grid_size),
             scoring=scoring,
             cv=spec.cv_folds,
+            n_jobs=spec.parallelism,
             random_state=seed,
             error_score="raise",
         )

@@ -117,7 +117,9 @@ def test_grid_search_on_wine(tmp_path: Path) -> None:
     assert search["bestParams"]["max_depth"] in (3, None)  # a stump cannot split three classes
     assert metadata["params"]["max_depth"] == search["bestParams"]["max_depth"]
     assert metadata["params"]["min_samples_leaf"] == 1
-    assert result["search"] == {key: search[key] for key in ("strategy", "trials", "bestScore")}
+    assert result["search"] == {
+        key: search[key] for key in ("strategy", "trials", "bestScore", "bestParams")
+    }
     assert 0.7 < search["bestScore"] <= 1.0
     assert result["passed"] is True
 
@@ -154,6 +156,21 @@ def test_random_search_is_seeded(tmp_path: Path) -> None:
 def test_bad_search_is_a_config_error(tmp_path: Path, search: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_train_config(train_config(tmp_path, search=search))
+
+
+def test_operator_spec_forms_are_accepted(tmp_path: Path) -> None:
+    """The operator may pass a Dataset spec (``source.uri``) and null params through unchanged."""
+    result = train(
+        tmp_path / "out",
+        dataset={"source": {"uri": "builtin://iris", "format": "auto"}, "target": "target"},
+        params=None,
+        search={"space": {"max_depth": [2, 4]}, "maxTrials": 2, "parallelism": 1},
+        resources={"limits": {"cpu": "1"}},
+        backoffLimit=1,
+    )
+    assert result["dataset"]["uri"] == "builtin://iris"
+    assert result["search"]["trials"] == 2
+    assert set(result["search"]["bestParams"]) == {"max_depth"}
 
 
 def test_search_space_names_are_checked(tmp_path: Path) -> None:
