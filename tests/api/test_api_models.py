@@ -114,3 +114,21 @@ def test_the_runtime_keeps_the_same_allow_list() -> None:
 def test_model_version_names_follow_model_and_version() -> None:
     assert model_version_name("iris", 3) == "iris-v3"
     assert model_version_name(VALID["ModelVersion"]["spec"]["modelName"], 1) == "wine-v1"
+
+
+def test_training_specs_pass_through_to_the_runtime_config_unchanged() -> None:
+    # contracts.md: the operator hands the TrainingJob spec to `train` as it is; the runtime's
+    # parser must accept every example, with the API server's defaults filled in.
+    config = pytest.importorskip("kubeloop_runtime.config")
+    documents = example_documents()
+    datasets = {d["metadata"]["name"]: d["spec"] for d in documents if d["kind"] == "Dataset"}
+    for job in (d for d in documents if d["kind"] == "TrainingJob"):
+        spec = TrainingJobSpec.model_validate(job["spec"]).to_wire()
+        dataset = datasets[spec["datasetRef"]["name"]]
+        document = {
+            **spec,
+            "dataset": {**dataset["source"], **{k: v for k, v in dataset.items() if k != "source"}},
+            "output": {"uri": "file:///tmp/artifacts/" + job["metadata"]["name"]},
+        }
+        parsed = config.parse_train_config(document)
+        assert parsed.estimator == spec["estimator"]

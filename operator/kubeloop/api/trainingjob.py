@@ -95,7 +95,10 @@ class SearchSpec(ApiModel):
         None, ge=1, le=1000, description="Trial budget: most parameter combinations tried."
     )
     cv_folds: int = Field(3, ge=2, le=20, description="Cross-validation folds per trial.")
-    parallelism: int = Field(1, ge=1, le=32, description="Trials run at the same time.")
+    # No default: a defaulted field would reach every runtime config, set or not.
+    parallelism: int | None = Field(
+        None, ge=1, le=32, description="Trials run at the same time (1 when left out)."
+    )
 
 
 class EvaluationSpec(ApiModel):
