@@ -24,6 +24,7 @@ values of a numeric reference are counted on that sample.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -194,14 +195,49 @@ def wasserstein_normed(feature: FeatureReference, current: np.ndarray) -> float:
 
 
 def sorted_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
-    """Wasserstein-1 distance of two SORTED samples: the area between their empirical CDFs."""
-    merged = np.concatenate([reference, current])
-    merged.sort(kind="stable")
-    widths = np.diff(merged)
-    points = merged[:-1]
-    reference_cdf = np.searchsorted(reference, points, side="right") / reference.size
-    current_cdf = np.searchsorted(current, points, side="right") / current.size
-    return float(np.sum(np.abs(reference_cdf - current_cdf) * widths))
+    """Wasserstein-1 distance of two SORTED samples, in its quantile form.
+
+    W1 is the area between the two quantile functions, ``integral over u in [0, 1] of
+    |Q_reference(u) - Q_current(u)|``. Both are step functions, constant between the breakpoints
+    ``i/n`` and ``j/m``; those depend only on the sample sizes, so the segments are computed once
+    per size pair (`_quantile_segments`, cached) and each test is two gathers and a weighted sum:
+    no merge, no search over the large side. Equal to scipy's CDF-form
+    ``wasserstein_distance``, which evidently uses.
+    """
+    reference_index, current_index, widths = _quantile_segments(reference.size, current.size)
+    gaps = current[current_index]
+    gaps -= reference[reference_index]
+    np.abs(gaps, out=gaps)
+    # Not np.dot: a BLAS dot may wake a thread pool, which costs more than it saves at this size
+    # and competes with the model server in the same pod.
+    gaps *= widths
+    return float(gaps.sum())
+
+
+@functools.lru_cache(maxsize=4)
+def _quantile_segments(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For samples of sizes n and m: per segment of [0, 1], the order statistic of each sample
+    that is the quantile there, and the segment's width.
+
+    Breakpoints are kept as integers in units of 1/(n*m) (``i*m`` and ``j*n``) so that equal
+    breakpoints compare equal; both sequences are sorted, so a stable sort merges them in
+    linear time.
+    """
+    starts = np.concatenate([np.arange(n, dtype=np.int64) * m, np.arange(m, dtype=np.int64) * n])
+    starts.sort(kind="stable")
+    distinct = np.empty(starts.size, dtype=bool)
+    distinct[0] = True
+    np.not_equal(starts[1:], starts[:-1], out=distinct[1:])
+    starts = starts[distinct]
+    ends = np.append(starts[1:], n * m)
+    widths = (ends - starts) / float(n * m)
+    for array in (starts, widths):
+        array.flags.writeable = False
+    reference_index = starts // m
+    current_index = starts // n
+    reference_index.flags.writeable = False
+    current_index.flags.writeable = False
+    return reference_index, current_index, widths
 
 
 def psi(feature: FeatureReference, current: np.ndarray) -> float:
