@@ -27,7 +27,7 @@ from kubeloop_runtime.termination import run_batch, termination_log_path, to_pla
 
 PROFILE_FILE: Final = "profile.json"
 TOP_CATEGORIES: Final = 10
-SUMMARY_FIELDS: Final = ("kind", "nullShare", "mean", "std", "min", "max")
+SUMMARY_FIELDS: Final = ("kind", "count", "nullShare", "mean", "std", "min", "max")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,7 +94,8 @@ def run_profile(config: ProfileConfig) -> dict[str, Any]:
 
 
 def summarise_profile(profile: dict[str, Any]) -> dict[str, Any]:
-    """Per feature: kind, null share and moments (numeric) or the top category shares."""
+    """The reference profile's shape with less in it: per feature the kind, counts and moments
+    (numeric) or the largest category shares, no bins, deciles or samples."""
     summary: dict[str, Any] = {}
     for name, feature in profile["features"].items():
         entry = {key: feature[key] for key in SUMMARY_FIELDS if key in feature}
@@ -102,7 +103,7 @@ def summarise_profile(profile: dict[str, Any]) -> dict[str, Any]:
             top = sorted(feature["shares"].items(), key=lambda item: (-item[1], item[0]))
             entry["shares"] = dict(top[:TOP_CATEGORIES])
         summary[name] = entry
-    return summary
+    return {"schemaVersion": profile["schemaVersion"], "rows": profile["rows"], "features": summary}
 
 
 def save_profile(profile: dict[str, Any], uri: str) -> None:

@@ -2,10 +2,10 @@
 
 The kubelet keeps at most 4096 bytes of a container's termination message, and the operator reads
 the result from there (docs/design/contracts.md, "Termination message"). A result that is too
-long is trimmed, never refused: long strings and lists are shortened first, then the largest
-optional top-level fields are dropped (named in ``dropped``), and ``"truncated": true`` says it
-happened. The fields that tell success from failure (``ok``, ``kind``, ``reason``, ``message``,
-``passed``) are kept to the end.
+long is trimmed, never refused: the fields in `DROP_FIRST` go first, then long strings and lists
+are shortened, then the largest optional top-level fields are dropped (all dropped fields are named
+in ``dropped``), and ``"truncated": true`` says it happened. The fields that tell success from
+failure (``ok``, ``kind``, ``reason``, ``message``, ``passed``) are kept to the end.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ MESSAGE_LIMIT_BYTES: Final = 4096
 DEFAULT_TERMINATION_LOG: Final = "/dev/termination-log"
 TERMINATION_LOG_ENV: Final = "KUBELOOP_TERMINATION_LOG"
 ESSENTIAL_FIELDS: Final = ("ok", "kind", "reason", "message", "passed", "truncated", "dropped")
+# Detail that is dropped whole before anything else is shortened: the per-feature profile summary
+# (the full one is in profile.json), the violation list (the message repeats it), the parameters.
+DROP_FIRST: Final = ("profile", "violations", "params")
 _ELLIPSIS: Final = "…"
 
 
@@ -50,6 +53,14 @@ def render_message(payload: Mapping[str, Any], limit: int = MESSAGE_LIMIT_BYTES)
     if _size(result) < limit:
         return _dump(result)
     result["truncated"] = True
+    dropped: list[str] = []
+    for key in DROP_FIRST:
+        if key in result and _size(result) >= limit:
+            del result[key]
+            dropped.append(key)
+            result["dropped"] = dropped
+    if _size(result) < limit:
+        return _dump(result)
     for longest in (1024, 256, 64):
         result = {
             key: item if key in ESSENTIAL_FIELDS else _shorten(item, longest)
@@ -57,7 +68,6 @@ def render_message(payload: Mapping[str, Any], limit: int = MESSAGE_LIMIT_BYTES)
         }
         if _size(result) < limit:
             return _dump(result)
-    dropped: list[str] = []
     while _size(result) >= limit:
         optional = [key for key in result if key not in ESSENTIAL_FIELDS]
         if not optional:

@@ -26,9 +26,11 @@ def test_builtin_profile_with_full_profile_file(tmp_path: Path) -> None:
     assert result["target"] == "target"
     assert result["columns"][-1] == {"name": "target", "type": "number"}
     assert len(result["columns"]) == 5
-    assert sorted(result["profile"]) == sorted(str(name) for name in frame.columns[:-1])
-    summary = result["profile"]["petal length (cm)"]
-    assert set(summary) == {"kind", "nullShare", "mean", "std", "min", "max"}
+    assert result["profile"]["rows"] == 150
+    features = result["profile"]["features"]
+    assert sorted(features) == sorted(str(name) for name in frame.columns[:-1])
+    summary = features["petal length (cm)"]
+    assert set(summary) == {"kind", "count", "nullShare", "mean", "std", "min", "max"}
     assert summary["min"] == 1.0
     full = json.loads((out / "profile.json").read_text())
     assert full["rows"] == 150
@@ -65,7 +67,7 @@ def test_csv_with_declared_category_and_schema(tmp_path: Path) -> None:
         {"name": "flag", "type": "number"},
         {"name": "label", "type": "category"},
     ]
-    colour = result["profile"]["colour"]
+    colour = result["profile"]["features"]["colour"]
     assert colour["kind"] == "categorical"
     assert set(colour["shares"]) == {"red", "green", "blue"}
     assert colour["nullShare"] == pytest.approx(8 / 120)

@@ -126,11 +126,11 @@ def test_grid_search_on_wine(tmp_path: Path) -> None:
 
 def test_random_search_is_seeded(tmp_path: Path) -> None:
     overrides: dict[str, Any] = {
-        "estimator": "sklearn.linear_model.LogisticRegression",
-        "params": {"max_iter": 500},
+        "estimator": "sklearn.tree.DecisionTreeClassifier",
+        "params": {},
         "search": {
             "strategy": "random",
-            "space": {"C": [0.01, 0.1, 1.0, 10.0, 100.0]},
+            "space": {"max_depth": [1, 2, 3, 4, 5], "min_samples_leaf": [1, 5]},
             "maxTrials": 3,
         },
     }
@@ -327,6 +327,7 @@ def test_many_violations_fit_the_limit(tmp_path: Path) -> None:
 # --- real processes ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_success_writes_the_termination_log(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps(train_config(tmp_path / "out")))
@@ -340,6 +341,7 @@ def test_cli_success_writes_the_termination_log(tmp_path: Path) -> None:
     assert json.loads(done.stdout.strip().splitlines()[-1]) == result
 
 
+@pytest.mark.slow
 def test_cli_gate_failure_exits_3_and_keeps_the_model(tmp_path: Path) -> None:
     log = tmp_path / "termination"
     config = train_config(
