@@ -275,6 +275,13 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         "between 0 and 1",
     ),
     InvalidCase(
+        "trainingjob-negative-error-ceiling",
+        "TrainingJob",
+        {"spec.evaluation.metric": "rmse", "spec.evaluation.threshold": -1},
+        "spec.evaluation.threshold",
+        "upper bound on the error",
+    ),
+    InvalidCase(
         "trainingjob-threshold-without-metric",
         "TrainingJob",
         {"spec.evaluation.metric": DELETE},
@@ -571,6 +578,18 @@ IMMUTABLE_UPDATES: tuple[UpdateCase, ...] = (
         "metrics",
         [{"op": "replace", "path": "/spec/metrics/f1", "value": 0.99}],
         "spec.metrics",
+        "is immutable",
+    ),
+    UpdateCase(
+        "framework-version",
+        [{"op": "replace", "path": "/spec/framework/version", "value": "1.10.0"}],
+        "spec.framework",
+        "is immutable",
+    ),
+    UpdateCase(
+        "lineage-dataset",
+        [{"op": "replace", "path": "/spec/lineage/dataset", "value": "red-wine"}],
+        "spec.lineage",
         "is immutable",
     ),
     UpdateCase(

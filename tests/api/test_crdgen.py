@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import pytest
 import yaml
+from api_manifests import IMMUTABLE_UPDATES, INVALID_CASES
 from pydantic import BaseModel, Field
 
 from kubeloop.api import CATEGORY, KINDS, KindInfo
@@ -165,6 +166,17 @@ def test_cel_rules_say_what_to_do(info: KindInfo) -> None:
     for rule in rules:
         assert len(rule["message"]) > 20, rule
         assert rule.get("reason", "FieldValueInvalid").startswith("FieldValue"), rule
+
+
+def test_every_cel_rule_is_exercised_by_the_admission_table() -> None:
+    expected = {case.message for case in INVALID_CASES} | {c.message for c in IMMUTABLE_UPDATES}
+    for info in KINDS:
+        for path, node in walk(resource_schema(info)):
+            for rule in node.get("x-kubernetes-validations", []):
+                hits = [
+                    fragment for fragment in expected if fragment and fragment in rule["message"]
+                ]
+                assert hits, f"{info.kind}{path}: no invalid case triggers {rule['message']!r}"
 
 
 def test_every_spec_has_a_rule_that_spans_fields_or_guards_identity() -> None:
