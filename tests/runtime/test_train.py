@@ -409,3 +409,52 @@ def test_dispatcher_refuses_unknown_commands() -> None:
     assert done.returncode == 2
     assert "unknown command 'retrain'" in done.stderr
     assert "train|profile|fetch|serve|drift" in done.stderr
+
+
+# --- the batch side feeding the server -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("categorical", [False, True], ids=["iris-numeric", "shop-categorical"])
+def test_trained_fetched_artifact_is_served(
+    tmp_path: Path, live_server: Any, categorical: bool
+) -> None:
+    """train → fetch (with the digest from the result) → serve on loopback → /predict."""
+    import httpx
+
+    from kubeloop_runtime.fetch import fetch_artifact
+
+    if categorical:
+        data = tmp_path / "shop.csv"
+        mixed_frame(rows=300).to_csv(data, index=False)
+        overrides: dict[str, Any] = {
+            "modelName": "shop",
+            "dataset": {"uri": str(data), "target": "label"},
+            "estimator": "sklearn.ensemble.RandomForestClassifier",
+            "params": {"n_estimators": 20},
+            "evaluation": {},
+        }
+        records: list[dict[str, Any]] = [
+            {"size": 70.0, "count": 3, "colour": "red", "flag": 1},
+            {"size": 30.0, "count": 9, "colour": "blue", "flag": 0},
+        ]
+        allowed = {"no", "yes"}
+    else:
+        overrides = {"estimator": "sklearn.linear_model.LogisticRegression", "params": {}}
+        names = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+        records = [
+            dict(zip(names, row, strict=True))
+            for row in ([5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3])
+        ]
+        allowed = {"setosa", "versicolor", "virginica"}
+    result = train(tmp_path / "registry" / "m-1", **overrides)
+    models = tmp_path / "mnt" / "models"
+    fetch_artifact(f"file://{tmp_path}/registry/m-1", models, result["artifact"]["digest"])
+
+    server = live_server(models, model_digest=result["artifact"]["digest"])
+    answer = httpx.post(f"{server.url}/predict", json={"instances": records}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    assert len(predictions) == 2
+    assert set(predictions) <= allowed
+    if not categorical:
+        assert predictions == ["setosa", "virginica"]
