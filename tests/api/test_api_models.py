@@ -127,7 +127,7 @@ def test_training_specs_pass_through_to_the_runtime_config_unchanged() -> None:
         dataset = datasets[spec["datasetRef"]["name"]]
         document = {
             **spec,
-            "dataset": {**dataset["source"], **{k: v for k, v in dataset.items() if k != "source"}},
+            "dataset": dataset,
             "output": {"uri": "file:///tmp/artifacts/" + job["metadata"]["name"]},
         }
         parsed = config.parse_train_config(document)
