@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kubeconform_schemas import schema_location, write_schemas
+from kubeconform_schemas import schema_location, to_json_schema, write_schemas
 
 REPO = Path(__file__).resolve().parents[2]
 BROKEN = Path(__file__).parent / "testdata" / "broken.yaml"
@@ -63,3 +63,36 @@ def test_broken_manifests_are_rejected_naming_the_field(
     ):
         assert problem in output, f"{problem!r} not reported:\n{output}"
     assert "Invalid: 3" in output
+
+
+def test_conversion_is_strict_except_where_the_crd_preserves_unknown_fields() -> None:
+    node = {
+        "type": "object",
+        "x-kubernetes-validations": [{"rule": "true", "message": "never shown offline"}],
+        "properties": {
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            "open": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "properties": {"known": {"type": "string"}},
+            },
+            "ratio": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+            "maybe": {"type": "string", "nullable": True},
+            "quantity": {
+                "anyOf": [{"type": "integer"}, {"type": "string"}],
+                "x-kubernetes-int-or-string": True,
+            },
+        },
+    }
+    assert to_json_schema(node) == {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "free": {"type": "object"},
+            "open": {"type": "object", "properties": {"known": {"type": "string"}}},
+            # kubeconform compiles draft 4, where exclusive bounds are booleans as in OpenAPI 3.0
+            "ratio": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+            "maybe": {"type": ["string", "null"]},
+            "quantity": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+        },
+    }
