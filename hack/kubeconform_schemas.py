@@ -32,11 +32,7 @@ def to_json_schema(node: Schema) -> Schema:
     """One OpenAPI v3 node of a CRD schema as a strict JSON Schema node."""
     out: Schema = {}
     for key, value in node.items():
-        if key.startswith("x-kubernetes-") or key in (
-            "nullable",
-            "exclusiveMinimum",
-            "exclusiveMaximum",
-        ):
+        if key.startswith("x-kubernetes-") or key == "nullable":
             continue
         if key == "properties":
             out[key] = {name: to_json_schema(child) for name, child in value.items()}
