@@ -87,6 +87,9 @@ def test_chisquare_on_a_synthetic_category_column() -> None:
     assert shifted.drifted
     assert shifted.statistic < 1e-6
     assert check_feature(plan, unseen, "chisquare").statistic == 0.0
+    alias = check_feature(plan, moved, "chi2")  # the InferenceService spec's spelling
+    assert alias.method == "chisquare"
+    assert alias.statistic == shifted.statistic
     for method in ("psi", "jensenshannon"):
         assert check_feature(plan, moved, method).drifted
         assert not check_feature(plan, same, method).drifted

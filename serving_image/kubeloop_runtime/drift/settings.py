@@ -49,11 +49,12 @@ class DriftSettings(BaseSettings):
     """This pod's colour; only reports of ``status.activeColor`` count."""
 
     drift_method: str = "auto"
-    """Per-feature test: auto (evidently's default choice), ks, wasserstein, psi, chisquare,
+    """Per-feature test: auto (evidently's default choice), ks, wasserstein, psi, chisquare (chi2),
     jensenshannon or z."""
 
-    drift_threshold: float = Field(default=0.5, gt=0, le=1)
-    """A window is drifted when this share of its features drifted (evidently's drift_share)."""
+    drift_threshold: float = Field(default=0.3, gt=0, le=1)
+    """A window is drifted when this share of its features drifted (>=, like evidently's
+    drift_share; the InferenceService spec's default, 0.3, is the default here too)."""
 
     drift_feature_threshold: float | None = Field(default=None, gt=0)
     """Override of the per-feature threshold (p-value or distance, by method)."""

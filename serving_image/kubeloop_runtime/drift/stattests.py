@@ -10,8 +10,8 @@ Methods and their default per-feature thresholds follow evidently's (so verdicts
   when >= 0.1 (numeric).
 - ``psi``: population stability index over the profile's decile bins (numeric) or the categories;
   drifted when >= 0.1. Empty bins get a tiny share so the logarithm stays finite.
-- ``chisquare``: chi-squared goodness of fit of the current counts against the reference shares;
-  drifted when p < 0.05. A category the reference never saw gives p = 0.
+- ``chisquare`` (or ``chi2``): chi-squared goodness of fit of the current counts against the
+  reference shares; drifted when p < 0.05. A category the reference never saw gives p = 0.
 - ``jensenshannon``: Jensen-Shannon distance (base 2) of the binned shares; drifted when >= 0.1.
 - ``z``: two-proportion z-test for a feature with two values; drifted when p < 0.05.
 - ``auto``: evidently's default choice. With more than 1000 reference values: Wasserstein for a
@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 from scipy import stats
@@ -36,16 +36,18 @@ from scipy.spatial import distance
 from kubeloop_runtime.drift.errors import DriftInputError
 from kubeloop_runtime.profile import bin_counts
 
-Method = Literal["auto", "ks", "wasserstein", "psi", "chisquare", "jensenshannon", "z"]
 METHODS: Final[tuple[str, ...]] = (
     "auto",
     "ks",
     "wasserstein",
     "psi",
     "chisquare",
+    "chi2",
     "jensenshannon",
     "z",
 )
+# The InferenceService spec (monitoring.method) spells chi-squared "chi2".
+METHOD_ALIASES: Final[Mapping[str, str]] = {"chi2": "chisquare"}
 NUMERIC_METHODS: Final = frozenset({"ks", "wasserstein", "psi", "chisquare", "jensenshannon", "z"})
 CATEGORICAL_METHODS: Final = frozenset({"psi", "chisquare", "jensenshannon", "z"})
 # Tests whose statistic is a p-value: drifted below the threshold. The others are distances.
@@ -160,6 +162,7 @@ def check_feature(
         raise DriftInputError(f"feature {feature.name!r}: the window holds no values")
     if feature.count == 0:
         raise DriftInputError(f"feature {feature.name!r}: the reference profile holds no values")
+    method = METHOD_ALIASES.get(method, method)
     chosen = choose_method(feature, current) if method == "auto" else method
     allowed = NUMERIC_METHODS if feature.kind == "numeric" else CATEGORICAL_METHODS
     if chosen not in allowed:
