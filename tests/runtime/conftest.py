@@ -145,8 +145,11 @@ class LiveServer:
         port = self.server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         if wait_ready:
-            wait_until_ready(self.url)
+            self.wait_ready()
         return self
+
+    def wait_ready(self) -> None:
+        wait_until_ready(self.url)
 
     def stop(self) -> None:
         self.server.should_exit = True

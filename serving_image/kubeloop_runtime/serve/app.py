@@ -164,7 +164,7 @@ class ServingFront:
                 endpoint = "/predict"
                 await self._fast(self.server.predict, scope, receive, send_and_note)
             elif scope["method"] == "POST" and path in self.server.infer_paths:
-                endpoint = "/v2/models/{model_name}/infer"
+                endpoint = self.server.infer_paths[path]
                 await self._fast(self.server.infer, scope, receive, send_and_note)
             else:
                 await self.api(scope, receive, send_and_note)

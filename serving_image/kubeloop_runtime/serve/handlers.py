@@ -48,7 +48,8 @@ class ModelServer:
         self.load_error: str | None = None
         self.name = settings.model_name or "model"
         self.version = settings.model_version
-        self.infer_paths: frozenset[str] = frozenset()
+        self.infer_paths: dict[str, str] = {}
+        """The served model's infer paths, to the route templates the metrics label them by."""
         self.requests_arriving = 0
         """Prediction requests still reading their body (the batcher waits only for these)."""
         metrics.window_capacity.set(settings.window_size)
@@ -63,7 +64,12 @@ class ModelServer:
             self.name, self.version, model.schema.digest, model.schema.task
         ).set(1)
         base = f"/v2/models/{self.name}"
-        self.infer_paths = frozenset({f"{base}/infer", f"{base}/versions/{self.version}/infer"})
+        self.infer_paths = {
+            f"{base}/infer": "/v2/models/{model_name}/infer",
+            f"{base}/versions/{self.version}/infer": (
+                "/v2/models/{model_name}/versions/{model_version}/infer"
+            ),
+        }
         self.model = model
         self.metrics.model_ready.set(1)
 
@@ -73,10 +79,14 @@ class ModelServer:
     def _ready_model(self) -> tuple[LoadedModel, Window, MicroBatcher]:
         if self.model is None or self.window is None or self.batcher is None:
             why = self.load_error or "the model is still loading"
-            raise ModelNotReadyError(f"model {self.name!r} is not ready: {why}")
+            raise ModelNotReadyError(f"the model is not ready: {why}")
         return self.model, self.window, self.batcher
 
     def check_model(self, name: str, version: str | None = None) -> None:
+        if self.model is None and self.settings.model_name is None:
+            # The name comes from metadata.json, not known before the load: any name asked
+            # for gets "not ready" (with the reason) rather than a misleading 404.
+            self._ready_model()
         if name != self.name:
             raise ModelNotFoundError(
                 f"model {name!r} is not served here; this server serves {self.name!r}",

@@ -76,6 +76,8 @@ class Window:
         if instance != self.instance or not number.isdigit():
             raise KeyError(prediction_id)
         seq = int(number)
+        if number != str(seq):  # one spelling per id: "x-07" is not "x-7"
+            raise KeyError(prediction_id)
         slot = seq % self.capacity
         if seq >= self.seq or self._seqs[slot] != seq:
             raise KeyError(prediction_id)
