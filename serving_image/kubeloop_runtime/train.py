@@ -139,6 +139,8 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         params.update(search_summary["bestParams"])
     if "random_state" in estimator.get_params(deep=False) and "random_state" not in params:
         params["random_state"] = seed
+    # The builtin class names label the builtin target only, not another column trained on.
+    class_names = loaded.target_names if target_name == loaded.default_target else None
     try:
         profile = build_profile(data.profile_frame)
     except ProfileError as error:
@@ -156,7 +158,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
             "features": [
                 {"name": name, "type": data.feature_types[name]} for name in data.features
             ],
-            "target": describe_target(target_name, task, model, loaded.target_names),
+            "target": describe_target(target_name, task, model, class_names),
             "profile": profile,
             "dataset": {"uri": loaded.uri, "digest": loaded.digest, "rows": loaded.rows},
             "search": search_summary,

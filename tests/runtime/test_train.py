@@ -173,6 +173,28 @@ def test_operator_spec_forms_are_accepted(tmp_path: Path) -> None:
     assert set(result["search"]["bestParams"]) == {"max_depth"}
 
 
+def test_retraining_into_the_same_folder_replaces_the_artifact(tmp_path: Path) -> None:
+    out = tmp_path / "artifacts" / "iris"
+    first = train(out, params={"n_estimators": 5})
+    second = train(out, params={"n_estimators": 6})
+    assert first["artifact"]["digest"] != second["artifact"]["digest"]
+    assert read_metadata(out)["params"]["n_estimators"] == 6
+    assert sorted(path.name for path in (tmp_path / "artifacts").iterdir()) == ["iris"]
+
+
+def test_builtin_class_names_label_only_the_builtin_target(tmp_path: Path) -> None:
+    # wine's "magnesium" holds integers; they are not wine classes, so no class_0/1/2 labels
+    train(
+        tmp_path / "out",
+        dataset={"uri": "builtin://wine", "target": "magnesium"},
+        estimator="sklearn.naive_bayes.GaussianNB",
+        params={},
+        evaluation={"testSize": 0.5},
+    )
+    target = read_metadata(tmp_path / "out")["target"]
+    assert target["classes"] == [str(value) for value in target["values"]]
+
+
 def test_search_space_names_are_checked(tmp_path: Path) -> None:
     with pytest.raises(EstimatorError, match=r"search\.space: .* has no parameter 'depth'"):
         train(tmp_path / "x", search={"space": {"depth": [1, 2]}})
