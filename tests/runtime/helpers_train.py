@@ -75,12 +75,15 @@ def serve_folder(folder: Path) -> Iterator[str]:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    module: str = "kubeloop_runtime",
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m kubeloop_runtime <args>`` as a real process from the repository root."""
+    """Run ``python -m <module> <args>`` as a real process from the repository root."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "kubeloop_runtime", *args],
+        [sys.executable, "-m", module, *args],
         cwd=REPO,
         env=full_env,
         capture_output=True,

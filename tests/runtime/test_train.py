@@ -371,9 +371,10 @@ def test_cli_gate_failure_exits_3_and_keeps_the_model(tmp_path: Path) -> None:
         params={"n_estimators": 2, "max_depth": 1},
         evaluation={"metric": "accuracy", "threshold": 0.999, "randomSeed": 7},
     )
+    # the module's own entry point this time: python -m kubeloop_runtime.train
     done = run_cli(
-        "train",
         env={"KUBELOOP_CONFIG": json.dumps(config), "KUBELOOP_TERMINATION_LOG": str(log)},
+        module="kubeloop_runtime.train",
     )
     assert done.returncode == 3, done.stderr
     result = read_termination(log)
