@@ -170,7 +170,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON records with NaN/None as null."""
     return [
         {
-            key: (None if isinstance(value, float) and np.isnan(value) else value)
+            str(key): (None if isinstance(value, float) and np.isnan(value) else value)
             for key, value in row.items()
         }
         for row in frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
