@@ -9,7 +9,11 @@ and control ``seq`` exactly; no Kubernetes here (the InferenceService name is un
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -214,3 +218,43 @@ def free_port() -> int:
 
 def _errors(checker: DriftChecker, source: str) -> float:
     return metric_values(checker).get(("kubeloop_drift_errors_total", (("source", source),)), 0.0)
+
+
+def test_cli_process_runs_without_metrics_port_and_stops_on_sigterm(
+    breast_cancer: BreastCancerArtifact, tmp_path: Path
+) -> None:
+    """``python -m kubeloop_runtime drift`` as a real process: a taken metrics port is not fatal."""
+    window = WindowServer(window_document(breast_cancer.holdout, seq=7))
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    env = {
+        **os.environ,
+        "KUBELOOP_SERVER_URL": window.url,
+        "KUBELOOP_MODEL_DIR": str(breast_cancer.directory),
+        "KUBELOOP_DRIFT_INTERVAL_SECONDS": "0.2",
+        "KUBELOOP_DRIFT_MIN_SAMPLES": "50",
+        "KUBELOOP_DRIFT_METRICS_PORT": str(taken.getsockname()[1]),
+        "KUBELOOP_DRIFT_METRICS_HOST": "127.0.0.1",
+    }
+    env.pop("KUBELOOP_ISVC_NAME", None)
+    log_path = tmp_path / "sidecar.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kubeloop_runtime", "drift"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: "window seq=7" in log_path.read_text())
+        wait_for(lambda: window.requests >= 3)  # still checking every interval
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=15)
+        window.stop()
+        taken.close()
+    output = log_path.read_text()
+    assert code == 0, output
+    assert "running without metrics" in output

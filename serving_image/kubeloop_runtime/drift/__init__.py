@@ -77,7 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             failures = checker.run(stop, max_checks=1)
             return EXIT_CHECK_FAILED if failures else EXIT_OK
         if settings.drift_metrics_port:
-            checker.metrics.serve(settings.drift_metrics_port, settings.drift_metrics_host)
+            try:
+                checker.metrics.serve(settings.drift_metrics_port, settings.drift_metrics_host)
+            except OSError as error:  # checks matter more than their metrics: keep going
+                logging.getLogger("kubeloop_runtime.drift").error(
+                    "metrics port %s:%d unavailable (%s); running without metrics",
+                    settings.drift_metrics_host,
+                    settings.drift_metrics_port,
+                    error,
+                )
         checker.run(stop)
         return EXIT_OK
     finally:
