@@ -181,3 +181,22 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_server() -> Iterator[Callable[..., LiveServer]]:
+    """Like ``live_server``, but one server per (folder, settings) for the whole session.
+
+    For tests that do not care what earlier tests sent (bad-input cases, mostly).
+    """
+    servers: dict[tuple[Path, tuple[tuple[str, Any], ...]], LiveServer] = {}
+
+    def get(artifact_dir: Path, **overrides: Any) -> LiveServer:
+        key = (artifact_dir, tuple(sorted(overrides.items())))
+        if key not in servers:
+            servers[key] = LiveServer(serve_settings(artifact_dir, **overrides)).start()
+        return servers[key]
+
+    yield get
+    for server in servers.values():
+        server.stop()

@@ -1,8 +1,7 @@
 """Bad input gets a 4xx JSON error naming the problem; never a 500.
 
-These run the app in-process (Starlette's TestClient drives the ASGI app and its lifespan, so
-the model loads exactly as under uvicorn); the same app over real HTTP is covered in
-test_serve_http.py, and the body-size limits once more over a real socket below.
+All over real HTTP: uvicorn on 127.0.0.1 with an ephemeral port (tests/runtime/conftest.py),
+serving the iris forest with a 4 KiB body limit (one server shared by these tests).
 """
 
 from __future__ import annotations
@@ -12,10 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.testclient import TestClient
-
-from kubeloop_runtime.serve.app import create_app
-from kubeloop_runtime.serve.settings import ServeSettings
 
 TrainedArtifact = Any  # tests/runtime/conftest.py
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
@@ -23,24 +18,13 @@ FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal
 
 
 @pytest.fixture
-def client(iris_artifact: TrainedArtifact) -> Iterator[TestClient]:
-    settings = ServeSettings(
-        model_dir=iris_artifact.directory,
-        max_body_bytes=4096,
-        exit_on_load_failure=False,
-        termination_log=iris_artifact.directory / "unused-termination-log",
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        for _ in range(500):
-            if test_client.get("/v2/health/ready").status_code == 200:
-                break
-            import time
-
-            time.sleep(0.01)
-        yield test_client
+def client(iris_artifact: TrainedArtifact, shared_server: Any) -> Iterator[httpx.Client]:
+    server = shared_server(iris_artifact.directory, max_body_bytes=4096)
+    with httpx.Client(base_url=server.url) as http:
+        yield http
 
 
-def post(client: TestClient, path: str, body: Any) -> httpx.Response:
+def post(client: httpx.Client, path: str, body: Any) -> httpx.Response:
     """Post JSON; bytes go as they are (for what Python's json cannot write, like 1e400)."""
     if isinstance(body, bytes):
         return client.post(path, content=body, headers={"content-type": "application/json"})
@@ -89,7 +73,7 @@ PREDICT_CASES: list[tuple[str, Any, int, str, str | None]] = [
     [pytest.param(*case[1:], id=case[0]) for case in PREDICT_CASES],
 )
 def test_predict_rejects(
-    client: TestClient, body: Any, status: int, words: str, field: str | None
+    client: httpx.Client, body: Any, status: int, words: str, field: str | None
 ) -> None:
     response = post(client, "/predict", body)
     assert response.status_code == status, response.text
@@ -148,7 +132,7 @@ INFER_CASES: list[tuple[str, Any, int, str, str | None]] = [
     [pytest.param(*case[1:], id=case[0]) for case in INFER_CASES],
 )
 def test_infer_rejects(
-    client: TestClient, body: Any, status: int, words: str, field: str | None
+    client: httpx.Client, body: Any, status: int, words: str, field: str | None
 ) -> None:
     response = post(client, "/v2/models/iris/infer", body)
     assert response.status_code == status, response.text
@@ -167,7 +151,7 @@ def test_infer_rejects(
         ("/v2/models/iris/versions/9/ready", 404, "model_version"),
     ],
 )
-def test_unknown_model_or_version(client: TestClient, path: str, status: int, field: str) -> None:
+def test_unknown_model_or_version(client: httpx.Client, path: str, status: int, field: str) -> None:
     method = client.post if path.endswith("/infer") else client.get
     kwargs: dict[str, Any] = {"json": tensor(IRIS_ROW, [1, 4])} if method == client.post else {}
     response = method(path, **kwargs)
@@ -177,7 +161,7 @@ def test_unknown_model_or_version(client: TestClient, path: str, status: int, fi
 
 
 @pytest.mark.parametrize("path", ["/predict", "/v2/models/iris/infer", "/feedback"])
-def test_malformed_json(client: TestClient, path: str) -> None:
+def test_malformed_json(client: httpx.Client, path: str) -> None:
     response = client.post(path, content=b'{"instances": [[1, 2', headers=JSON_HEADERS)
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["error"]
@@ -193,7 +177,7 @@ JSON_HEADERS = {"content-type": "application/json"}
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/octet-stream"]
 )
-def test_wrong_content_type(client: TestClient, path: str, content_type: str) -> None:
+def test_wrong_content_type(client: httpx.Client, path: str, content_type: str) -> None:
     response = client.post(path, content=b'{"instances": [[1,2,3,4]]}',
                            headers={"content-type": content_type})  # fmt: skip
     assert response.status_code == 415
@@ -201,7 +185,7 @@ def test_wrong_content_type(client: TestClient, path: str, content_type: str) ->
     assert response.json()["field"] == "content-type"
 
 
-def test_json_suffix_content_type_is_accepted(client: TestClient) -> None:
+def test_json_suffix_content_type_is_accepted(client: httpx.Client) -> None:
     response = client.post(
         "/predict",
         content=b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}',
@@ -211,7 +195,7 @@ def test_json_suffix_content_type_is_accepted(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("path", ["/predict", "/v2/models/iris/infer", "/feedback"])
-def test_oversized_body_by_content_length(client: TestClient, path: str) -> None:
+def test_oversized_body_by_content_length(client: httpx.Client, path: str) -> None:
     body = b'{"instances": [' + b",".join([b"[5.1, 3.5, 1.4, 0.2]"] * 300) + b"]}"
     assert len(body) > 4096
     response = client.post(path, content=body, headers=JSON_HEADERS)
@@ -237,7 +221,8 @@ def test_oversized_body_streamed_without_length(
     assert response.json()["field"] == "body"
 
 
-def test_feedback_errors(client: TestClient) -> None:
+def test_feedback_errors(iris_artifact: TrainedArtifact, live_server: Any) -> None:
+    client = httpx.Client(base_url=live_server(iris_artifact.directory).url)
     ids = client.post("/predict", json={"instances": [IRIS_ROW]}).json()["ids"]
     cases: list[tuple[Any, int, str, str | None]] = [
         ({"id": "deadbeef-0", "label": "setosa"}, 404, "unknown", "id"),
@@ -264,7 +249,7 @@ def test_feedback_errors(client: TestClient) -> None:
     assert window["feedback"] == {"predictions": [], "labels": []}
 
 
-def test_unknown_route_and_method(client: TestClient) -> None:
+def test_unknown_route_and_method(client: httpx.Client) -> None:
     missing = client.get("/v3/nothing")
     assert missing.status_code == 404
     assert missing.json() == {"error": "Not Found", "field": None}
