@@ -160,6 +160,18 @@ def test_two_pods_two_colours_patch_a_real_status(
         assert report["labeled"] == 0
         assert "accuracy" not in report  # null until labels arrive: a merge patch drops nulls
 
+        # The blue sidecar's container restarts: same pod name, state picked up from its report.
+        restarted = checker(
+            blue_window.url, breast_cancer, namespace, "bc-blue-1", "blue", k8s_api_client
+        )
+        try:
+            blue_window.document = window_document(moved, seq=950)
+            outcome = restarted.check_once()
+            assert outcome.state.streak == 2  # continued from 1, not restarted from 0
+            assert outcome.state.detected
+        finally:
+            restarted.close()
+
         # Promotion: green becomes active, and its verdict is the one that counts.
         set_status(k8s_api_client, namespace, {"activeColor": "green"})
         blue_window.document = window_document(breast_cancer.holdout, seq=1400)

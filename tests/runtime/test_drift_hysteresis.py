@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from kubeloop_runtime.drift.hysteresis import DriftState, Freshness, advance, window_freshness
+from kubeloop_runtime.drift.hysteresis import (
+    DriftState,
+    Freshness,
+    advance,
+    resume,
+    window_freshness,
+)
 
 
 def run(verdicts: list[bool], raise_after: int = 2, clear_after: int = 3) -> list[bool]:
@@ -42,3 +48,11 @@ def test_stale_and_small_windows_give_no_verdict() -> None:
     # A server restart starts seq again from zero: that window is new evidence.
     assert window_freshness(state, seq=120, size=120, min_samples=100) is Freshness.FRESH
     assert window_freshness(DriftState(), seq=0, size=100, min_samples=100) is Freshness.FRESH
+
+
+def test_resume_from_own_last_report() -> None:
+    report = {"color": "blue", "detected": True, "streak": 3, "checkedAt": "2026-11-23T19:00:00Z"}
+    assert resume(report, "blue") == DriftState(detected=True, streak=3)
+    assert resume(report, "green") == DriftState()  # a reused name of the other colour
+    assert resume(None, "blue") == DriftState()
+    assert resume({"color": "blue", "streak": "x"}, "blue") == DriftState()

@@ -9,8 +9,10 @@ window is fresh.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
 
 class Freshness(Enum):
@@ -65,4 +67,20 @@ def advance(
         clean_streak=clean_streak,
         last_seq=seq,
         verdicts=state.verdicts + 1,
+    )
+
+
+def resume(report: Mapping[str, Any] | None, color: str | None) -> DriftState:
+    """The state a restarted sidecar picks up from its own last report in the status.
+
+    A container restart keeps the pod name, so the report is this sidecar's own; without it every
+    restart would reset the streak and delay (or drop) a detection. Only ``detected`` and the
+    drifted streak are stored; a report of another colour (a reused name) is ignored.
+    """
+    if not isinstance(report, Mapping) or report.get("color") != color:
+        return DriftState()
+    streak = report.get("streak")
+    return DriftState(
+        detected=report.get("detected") is True,
+        streak=streak if isinstance(streak, int) and not isinstance(streak, bool) else 0,
     )

@@ -35,7 +35,13 @@ from kubeloop_runtime.drift.errors import (
     ServerUnavailableError,
     WindowError,
 )
-from kubeloop_runtime.drift.hysteresis import DriftState, Freshness, advance, window_freshness
+from kubeloop_runtime.drift.hysteresis import (
+    DriftState,
+    Freshness,
+    advance,
+    resume,
+    window_freshness,
+)
 from kubeloop_runtime.drift.kube import InferenceServiceStatus, KubeError, load_api_client
 from kubeloop_runtime.drift.metrics import DriftMetrics
 from kubeloop_runtime.drift.settings import DriftSettings
@@ -138,6 +144,7 @@ class DriftChecker:
             base_url=settings.server_url, timeout=settings.drift_http_timeout_seconds
         )
         self._outages = _Outages()
+        self._resumed = False  # until this pod's last report has been looked up
 
     def close(self) -> None:
         self._http.close()
@@ -147,6 +154,8 @@ class DriftChecker:
     def check_once(self) -> CheckOutcome:
         """Read the window, judge it if it is fresh, and write this pod's report."""
         model = self._model_reference()
+        if not self._resumed:
+            self._resume_state()
         window = self.fetch_window()
         settings = self.settings
         freshness = window_freshness(
@@ -286,6 +295,26 @@ class DriftChecker:
             )
             stop.wait(delay)
         return failures
+
+    def _resume_state(self) -> None:
+        """Pick up this pod's hysteresis state from its last report (after a container restart)."""
+        settings = self.settings
+        if settings.isvc_name is None or settings.isvc_namespace is None:
+            self._resumed = True
+            return
+        store = self._status_store or self._connect()
+        found = store.read(settings.isvc_namespace, settings.isvc_name)
+        drift = (found.get("status") or {}).get("drift") or {}
+        reports = drift.get("reports") if isinstance(drift, Mapping) else None
+        own = reports.get(settings.pod_name) if isinstance(reports, Mapping) else None
+        self.state = resume(own, settings.color)
+        self._resumed = True
+        if own is not None:
+            log.info(
+                "resumed from this pod's last report: detected=%s streak=%d",
+                self.state.detected,
+                self.state.streak,
+            )
 
     def _model_reference(self) -> ModelReference:
         if self._model is None:
