@@ -340,7 +340,7 @@ def run_all(args: argparse.Namespace) -> list[Measurement]:
     bare_app.write_text(BARE_APP)
     results: list[Measurement] = []
     wanted = set(args.servers)
-    for model in MODELS:
+    for model in args.models:
         folder = folders[model]
         if FLOOR in wanted:
             results += measure_floor(model, folder, features, args.floor_seconds)
@@ -442,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per run")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
     parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument(
         "--kubeloop-env", action="append", default=[], metavar="KEY=VALUE",
         help="extra environment for the Kubeloop server (e.g. KUBELOOP_PREDICT_IN_THREAD=false)",

@@ -196,7 +196,8 @@ def test_regression_endpoints(diabetes_artifact: TrainedArtifact, live_server: S
         assert missing.json()["field"] == "id"
 
         samples = metric_samples(client.get("/metrics").text)
-    assert samples[("kubeloop_predicted_value_count", ())] == 10
+    # negative bucket bounds: no _count/_sum (Prometheus' rule); the +Inf bucket counts all
+    assert samples[("kubeloop_predicted_value_bucket", (("le", "+Inf"),))] == 10
     assert samples[("kubeloop_window_seq", ())] == 10
 
 

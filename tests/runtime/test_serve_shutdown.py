@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 
@@ -32,6 +33,14 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def in_flight(url: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    for family in text_string_to_metric_families(text):
+        if family.name == "kubeloop_requests_in_flight":
+            return float(family.samples[0].value)
+    raise AssertionError("no kubeloop_requests_in_flight in /metrics")
 
 
 def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path: Path) -> None:
@@ -54,6 +63,8 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path: Path) -> None
         "KUBELOOP_HOST": "127.0.0.1",
         "KUBELOOP_PORT": str(port),
         "KUBELOOP_MAX_BODY_BYTES": str(64 * 1024 * 1024),
+        # predict in a thread, so /metrics answers while the batch is being predicted
+        "KUBELOOP_PREDICT_IN_THREAD": "always",
         "KUBELOOP_TERMINATION_LOG": str(tmp_path / "termination-log"),
     }
     process = subprocess.Popen(
@@ -86,8 +97,9 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path: Path) -> None
 
         sender = threading.Thread(target=send)
         sender.start()
-        time.sleep(1.0)  # the request is inside the server by now, being parsed or predicted
-        assert "status" not in answer, "the batch finished before SIGTERM; make it larger"
+        while in_flight(url) < 2:  # the batch, and this scrape
+            assert sender.is_alive(), "the batch finished before SIGTERM; make it larger"
+            time.sleep(0.005)
         process.send_signal(signal.SIGTERM)
         sender.join(timeout=120)
         exit_code = process.wait(timeout=60)

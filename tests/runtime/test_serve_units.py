@@ -81,10 +81,9 @@ def test_window_wraps_oldest_first_and_forgets_evicted_ids() -> None:
     window = Window(_schema(["x", "y"]), capacity=5, instance="pod1")
     rows = np.arange(14, dtype=np.float64).reshape(7, 2)  # x = 0, 2, 4, ...
     labels = np.array(list("abababa"), dtype=object)
-    first = window.append(rows[:3], labels[:3])
-    second = window.append(rows[3:], labels[3:])
-    assert first == ["pod1-0", "pod1-1", "pod1-2"]
-    assert second == ["pod1-3", "pod1-4", "pod1-5", "pod1-6"]
+    assert window.append(rows[:3], labels[:3]) == 0
+    assert window.append(rows[3:], labels[3:]) == 3
+    assert window.ids(3, 4) == ["pod1-3", "pod1-4", "pod1-5", "pod1-6"]
     snapshot = window.snapshot("m", "1")
     assert snapshot["seq"] == 7
     assert snapshot["size"] == 5
@@ -103,8 +102,8 @@ def test_window_wraps_oldest_first_and_forgets_evicted_ids() -> None:
 
 def test_window_batch_larger_than_capacity_keeps_the_last_rows() -> None:
     window = Window(_schema(["x"]), capacity=4, instance="p")
-    ids = window.append(np.arange(10, dtype=np.float64).reshape(10, 1), np.array(list("ab" * 5)))
-    assert len(ids) == 10
+    first = window.append(np.arange(10, dtype=np.float64).reshape(10, 1), np.array(list("ab" * 5)))
+    assert first == 0
     assert window.snapshot("m", "1")["columns"]["x"].tolist() == [6.0, 7.0, 8.0, 9.0]
     assert window.prediction_for("p-9") == "b"
     with pytest.raises(KeyError):
@@ -116,6 +115,17 @@ def _prediction_of(features: Any, probabilities: bool) -> Prediction:
         raise ValueError("negative values are not allowed by this model")
     total = np.asarray(features).sum(axis=1)
     return Prediction(labels=total, class_index=None)
+
+
+def recording(calls: list[tuple[int, int]]) -> Any:
+    """A batch recorder that numbers rows consecutively, like the window does."""
+
+    def record(features: Any, prediction: Prediction, requests: int) -> int:
+        first = sum(rows for _, rows in calls)
+        calls.append((requests, len(features)))
+        return first
+
+    return record
 
 
 @pytest.fixture
@@ -133,7 +143,7 @@ def test_batcher_merges_concurrent_requests_and_isolates_a_bad_one(
     async def scenario() -> list[Any]:
         batcher = MicroBatcher(
             _prediction_of, max_rows=1000, max_wait_seconds=0.002, thread_mode="never",
-            observer=lambda requests, rows: calls.append((requests, rows)),
+            recorder=recording(calls),
         )  # fmt: skip
         batcher.start()
         requests = [np.full((i % 3 + 1, 2), float(i)) for i in range(20)]
@@ -149,7 +159,8 @@ def test_batcher_merges_concurrent_requests_and_isolates_a_bad_one(
         if i == 7:
             assert isinstance(result, ValueError)
         else:
-            assert result.labels.tolist() == [2.0 * i] * (i % 3 + 1)
+            prediction, _ = result
+            assert prediction.labels.tolist() == [2.0 * i] * (i % 3 + 1)
     # the merged call failed, so each request was retried alone: only the bad one fails
     assert calls == [(1, i % 3 + 1) for i in range(20) if i != 7]
 
@@ -159,10 +170,10 @@ def test_batcher_merges_requests_waiting_together(
 ) -> None:
     calls: list[tuple[int, int]] = []
 
-    async def scenario() -> list[Prediction]:
+    async def scenario() -> list[tuple[Prediction, int]]:
         batcher = MicroBatcher(
             _prediction_of, max_rows=1000, max_wait_seconds=0.002, thread_mode="never",
-            observer=lambda requests, rows: calls.append((requests, rows)),
+            recorder=recording(calls),
         )  # fmt: skip
         batcher.start()
         results = await asyncio.gather(
@@ -172,7 +183,8 @@ def test_batcher_merges_requests_waiting_together(
         return results
 
     results = event_loop_runner.run_until_complete(scenario())
-    assert [result.labels.tolist() for result in results] == [[2.0 * i] * 2 for i in range(20)]
+    assert [p.labels.tolist() for p, _ in results] == [[2.0 * i] * 2 for i in range(20)]
+    assert [first for _, first in results] == list(range(0, 40, 2))  # each request's row numbers
     assert calls == [(20, 40)]
 
 
@@ -186,7 +198,7 @@ def test_batcher_respects_max_rows_and_waits_only_for_arriving_requests(
         batcher = MicroBatcher(
             _prediction_of, max_rows=4, max_wait_seconds=0.5, thread_mode="always",
             arriving=lambda: arriving["count"],
-            observer=lambda requests, rows: calls.append((requests, rows)),
+            recorder=recording(calls),
         )  # fmt: skip
         batcher.start()
         await asyncio.gather(*(batcher.predict(np.ones((1, 2))) for _ in range(10)))

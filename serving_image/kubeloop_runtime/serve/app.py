@@ -116,13 +116,6 @@ async def _request_body(request: Request, limit: int) -> bytes:
     return await read_body(request.receive, limit)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 def write_termination_message(settings: ServeSettings, reason: str, message: str) -> None:
     """Tell Kubernetes why the server gave up (pod status shows it); best effort."""
     payload = {"ok": False, "kind": "serve", "reason": reason, "message": message[:3000]}
@@ -148,31 +141,29 @@ class ServingFront:
             return
         metrics = self.server.metrics
         started = time.perf_counter()
+        metrics.request_started()
         status = 500
         endpoint = "unmatched"
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        metrics.in_flight.inc()
         try:
             path = scope["path"]
             if scope["method"] == "POST" and path == "/predict":
                 endpoint = "/predict"
-                await self._fast(self.server.predict, scope, receive, send_and_note)
+                status = await self._fast(self.server.predict, scope, receive, send)
             elif scope["method"] == "POST" and path in self.server.infer_paths:
                 endpoint = self.server.infer_paths[path]
-                await self._fast(self.server.infer, scope, receive, send_and_note)
+                status = await self._fast(self.server.infer, scope, receive, send)
             else:
+
+                async def send_and_note(message: Message) -> None:
+                    nonlocal status
+                    if message["type"] == "http.response.start":
+                        status = message["status"]
+                    await send(message)
+
                 await self.api(scope, receive, send_and_note)
-                route = scope.get("route")
-                endpoint = getattr(route, "path", "unmatched")
+                endpoint = getattr(scope.get("route"), "path", "unmatched")
         finally:
-            metrics.in_flight.dec()
-            metrics.observe_request(endpoint, status, time.perf_counter() - started)
+            metrics.request_finished(endpoint, status, time.perf_counter() - started)
 
     async def _fast(
         self,
@@ -180,10 +171,17 @@ class ServingFront:
         scope: Scope,
         receive: Receive,
         send: Send,
-    ) -> None:
+    ) -> int:
+        """Answer a hot-path request; return the status sent."""
         try:
-            check_content_type(_header(scope, b"content-type"))
-            check_content_length(_header(scope, b"content-length"), self._limit)
+            content_type = content_length = None
+            for key, value in scope["headers"]:
+                if key == b"content-type":
+                    content_type = value.decode("latin-1")
+                elif key == b"content-length":
+                    content_length = value.decode("latin-1")
+            check_content_type(content_type)
+            check_content_length(content_length, self._limit)
             # From the end of the body to the batcher's queue, the handler never yields; so
             # "arriving" is exactly the requests the batcher may usefully wait for.
             self.server.requests_arriving += 1
@@ -206,6 +204,7 @@ class ServingFront:
             }
         )
         await send({"type": "http.response.body", "body": body})
+        return status
 
 
 def create_app(
@@ -256,7 +255,7 @@ def create_app(
             thread_mode=settings.predict_in_thread,
             thread_threshold_seconds=settings.thread_threshold_ms / 1000,
             arriving=lambda: server.requests_arriving,
-            observer=metrics.observe_batch,
+            recorder=server.record_batch,
         )
         batcher.start()
         server.batcher = batcher

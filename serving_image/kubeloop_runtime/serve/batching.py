@@ -32,8 +32,9 @@ import pandas as pd
 from kubeloop_runtime.serve.model import FeatureMatrix, Prediction
 
 PredictFunction = Callable[[FeatureMatrix, bool], Prediction]
-BatchObserver = Callable[[int, int], None]
-"""Called with (requests, rows) of each predict call, e.g. for metrics."""
+BatchRecorder = Callable[[FeatureMatrix, Prediction, int], int]
+"""Called once per predict call with (rows, predictions, requests merged); returns the number
+of the batch's first row, from which each request's rows are numbered."""
 ThreadMode = Literal["auto", "always", "never"]
 
 
@@ -41,7 +42,7 @@ ThreadMode = Literal["auto", "always", "never"]
 class _Pending:
     features: FeatureMatrix
     probabilities: bool
-    future: asyncio.Future[Prediction] = field(repr=False)
+    future: asyncio.Future[tuple[Prediction, int]] = field(repr=False)
 
     @property
     def rows(self) -> int:
@@ -59,6 +60,10 @@ def _nobody_else() -> int:
     return 0
 
 
+def _no_recorder(features: FeatureMatrix, prediction: Prediction, requests: int) -> int:
+    return 0
+
+
 class MicroBatcher:
     def __init__(
         self,
@@ -68,7 +73,7 @@ class MicroBatcher:
         thread_mode: ThreadMode = "auto",
         thread_threshold_seconds: float = 0.001,
         arriving: Callable[[], int] = _nobody_else,
-        observer: BatchObserver | None = None,
+        recorder: BatchRecorder = _no_recorder,
     ) -> None:
         self._predict = predict
         self._max_rows = max_rows
@@ -76,7 +81,7 @@ class MicroBatcher:
         self._thread_mode = thread_mode
         self._threshold = thread_threshold_seconds
         self._arriving = arriving
-        self._observer = observer
+        self._recorder = recorder
         self._executor: ThreadPoolExecutor | None = None
         if thread_mode != "never":
             self._executor = ThreadPoolExecutor(1, "kubeloop-predict")
@@ -99,8 +104,14 @@ class MicroBatcher:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
-    async def predict(self, features: FeatureMatrix, probabilities: bool = False) -> Prediction:
-        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+    async def predict(
+        self, features: FeatureMatrix, probabilities: bool = False
+    ) -> tuple[Prediction, int]:
+        """Predict these rows along with whatever else is waiting.
+
+        Returns the predictions and the number (``recorder``) of the first of these rows.
+        """
+        future: asyncio.Future[tuple[Prediction, int]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(features, probabilities, future))
         return await future
 
@@ -156,7 +167,6 @@ class MicroBatcher:
 
     async def _predict_batch(self, batch: list[_Pending]) -> None:
         probabilities = any(pending.probabilities for pending in batch)
-        rows = sum(pending.rows for pending in batch)
         try:
             if len(batch) == 1:
                 features = batch[0].features
@@ -176,11 +186,14 @@ class MicroBatcher:
             for pending in batch:  # find the culprit: alone, only it fails
                 await self._predict_batch([pending])
             return
-        if self._observer is not None:
-            self._observer(len(batch), rows)
+        first = self._recorder(features, prediction, len(batch))
+        if len(batch) == 1:
+            if not batch[0].future.done():
+                batch[0].future.set_result((prediction, first))
+            return
         start = 0
         for pending in batch:
             stop = start + pending.rows
             if not pending.future.done():
-                pending.future.set_result(prediction.rows(start, stop))
+                pending.future.set_result((prediction.rows(start, stop), first + start))
             start = stop

@@ -58,7 +58,9 @@ class ModelServer:
     def model_loaded(self, model: LoadedModel) -> None:
         """Install a verified model: from now on the server is ready."""
         self.name = self.settings.model_name or model.schema.name
-        self.window = Window(model.schema, self.settings.window_size)
+        window = Window(model.schema, self.settings.window_size)
+        self.window = window
+        self.metrics.watch_window(lambda: window.rows, lambda: window.seq)
         self.metrics.set_classes(model.class_names)
         self.metrics.model_info.labels(
             self.name, self.version, model.schema.digest, model.schema.task
@@ -153,21 +155,22 @@ class ModelServer:
         }
 
     # -- prediction ------------------------------------------------------------------------
+    def record_batch(self, features: FeatureMatrix, prediction: Prediction, requests: int) -> int:
+        """Once per predict call: keep the rows in the window, count them; first row's number."""
+        assert self.window is not None  # the batcher only runs requests once ready
+        self.metrics.observe_batch(requests, len(prediction.labels))
+        self.metrics.observe_prediction(prediction)
+        return self.window.append(features, prediction.labels)
+
     async def _predict(
-        self, batcher: MicroBatcher, features: FeatureMatrix, probabilities: bool
-    ) -> Prediction:
+        self, batcher: MicroBatcher, window: Window, features: FeatureMatrix, probabilities: bool
+    ) -> tuple[Prediction, list[str]]:
         try:
-            return await batcher.predict(features, probabilities)
+            prediction, first = await batcher.predict(features, probabilities)
         except (ValueError, TypeError) as error:
             # The estimator refused values that passed the schema (an unknown category, say).
             raise InvalidInputError(f"the model refused the input: {error}") from error
-
-    def _record(self, window: Window, features: FeatureMatrix, prediction: Prediction) -> list[str]:
-        ids = window.append(features, prediction.labels)
-        self.metrics.observe_prediction(prediction)
-        self.metrics.window_rows.set(window.rows)
-        self.metrics.window_seq.set(window.seq)
-        return ids
+        return prediction, window.ids(first, len(prediction.labels))
 
     async def predict(self, body: bytes) -> bytes:
         model, window, batcher = self._ready_model()
@@ -177,8 +180,7 @@ class ModelServer:
         wants_proba = request.probabilities
         if wants_proba and not hasattr(model.estimator, "predict_proba"):
             raise InvalidInputError("this model does not give probabilities", field="probabilities")
-        prediction = await self._predict(batcher, request.features, wants_proba)
-        ids = self._record(window, request.features, prediction)
+        prediction, ids = await self._predict(batcher, window, request.features, wants_proba)
         return codecs.encode_predict(prediction, ids, self.name, self.version)
 
     async def infer(
@@ -193,8 +195,7 @@ class ModelServer:
         wants_proba = codecs.OUTPUT_PROBA in request.outputs
         if wants_proba and not hasattr(model.estimator, "predict_proba"):
             raise InvalidInputError("this model has no predict_proba output", field="outputs")
-        prediction = await self._predict(batcher, request.features, wants_proba)
-        ids = self._record(window, request.features, prediction)
+        prediction, ids = await self._predict(batcher, window, request.features, wants_proba)
         return codecs.encode_infer(prediction, ids, request, self.name, self.version)
 
     # -- drift window and feedback ---------------------------------------------------------

@@ -1,14 +1,19 @@
 """Prometheus metrics of the model server, in a registry of its own (one per app).
 
 Request counts and latency per endpoint and status, predictions per class (or a histogram of
-predicted values for regression), rows per predict call, model info and window fill. Label
-children are cached: ``labels()`` takes a lock and a dict lookup per call, and the hot path
-records every request.
+predicted values for regression), rows and requests per predict call, requests in flight,
+model info and window fill.
+
+The per-request numbers are plain Python/numpy counters rendered by a collector at scrape
+time, not prometheus_client metric objects: those take a lock per update, and updates happen
+several times per request on the hot path. Only the event loop updates or reads them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +25,14 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from kubeloop_runtime.serve.model import Prediction
 
@@ -27,34 +40,86 @@ from kubeloop_runtime.serve.model import Prediction
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_LATENCY_BUCKETS = (
+LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
 )  # fmt: skip
+VALUE_BUCKETS = (-1000.0, -100.0, -10.0, -1.0, 0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+def _histogram_buckets(
+    bounds: tuple[float, ...], counts: list[int] | npt.NDArray[np.int64]
+) -> list[tuple[str, float]]:
+    cumulative = itertools.accumulate(int(count) for count in counts)
+    edges = [*bounds, float("inf")]
+    return [
+        (floatToGoString(edge), float(total))  # type: ignore[no-untyped-call]
+        for edge, total in zip(edges, cumulative, strict=True)
+    ]
+
+
+class _HotPathCollector(Collector):
+    """Counters updated on every request or batch, rendered at scrape time."""
+
+    def __init__(self) -> None:
+        # (endpoint, status) -> [count, sum of seconds, per-bucket counts (not cumulative)]
+        self.requests: dict[tuple[str, int], tuple[list[float], list[int]]] = {}
+        self.in_flight = 0
+        self.class_names: tuple[str, ...] = ()
+        self.class_counts: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self.value_counts: npt.NDArray[np.int64] = np.zeros(len(VALUE_BUCKETS) + 1, dtype=np.int64)
+        self.value_sum = 0.0
+        self.regression = False
+        self.window_rows: Callable[[], int] = lambda: 0
+        self.window_seq: Callable[[], int] = lambda: 0
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "kubeloop_requests", "HTTP requests answered.", labels=["endpoint", "status"]
+        )
+        latency = HistogramMetricFamily(
+            "kubeloop_request_duration_seconds", "Time to answer a request.",
+            labels=["endpoint", "status"],
+        )  # fmt: skip
+        for (endpoint, status), (totals, buckets) in list(self.requests.items()):
+            labels = [endpoint, str(status)]
+            requests.add_metric(labels, totals[0])
+            latency.add_metric(
+                labels, _histogram_buckets(LATENCY_BUCKETS, buckets), sum_value=totals[1]
+            )
+        yield requests
+        yield latency
+        yield GaugeMetricFamily(
+            "kubeloop_requests_in_flight", "Requests being answered now.", value=self.in_flight
+        )
+        predictions = CounterMetricFamily(
+            "kubeloop_predictions", "Predicted rows per class.", labels=["class_name"]
+        )
+        for name, count in zip(self.class_names, self.class_counts.tolist(), strict=True):
+            predictions.add_metric([name], count)
+        yield predictions
+        if self.regression:
+            values = HistogramMetricFamily(
+                "kubeloop_predicted_value", "Predicted values (regression)."
+            )
+            values.add_metric(
+                [], _histogram_buckets(VALUE_BUCKETS, self.value_counts), sum_value=self.value_sum
+            )
+            yield values
+        yield GaugeMetricFamily(
+            "kubeloop_window_rows", "Rows in the drift window now.", value=self.window_rows()
+        )
+        yield GaugeMetricFamily(
+            "kubeloop_window_seq", "Rows ever received into the window.", value=self.window_seq()
+        )
 
 
 class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        self.requests = Counter(
-            "kubeloop_requests", "HTTP requests answered.", ["endpoint", "status"],
-            registry=registry,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "kubeloop_request_duration_seconds", "Time to answer a request.",
-            ["endpoint", "status"], buckets=_LATENCY_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.in_flight = Gauge(
-            "kubeloop_requests_in_flight", "Requests being answered now.", registry=registry
-        )
-        self.predictions = Counter(
-            "kubeloop_predictions", "Predicted rows per class.", ["class_name"], registry=registry
-        )
-        self.predicted_values = Histogram(
-            "kubeloop_predicted_value", "Predicted values (regression).", registry=registry,
-            buckets=(-1000, -100, -10, -1, 0, 1, 10, 100, 1000, 10000),
-        )  # fmt: skip
+        self._hot = _HotPathCollector()
+        registry.register(self._hot)
         self.batch_rows = Histogram(
             "kubeloop_batch_rows", "Rows per predict call.", buckets=_BATCH_BUCKETS,
             registry=registry,
@@ -73,43 +138,48 @@ class ServerMetrics:
         self.model_ready = Gauge(
             "kubeloop_model_ready", "1 once the model is loaded and verified.", registry=registry
         )
-        self.window_rows = Gauge(
-            "kubeloop_window_rows", "Rows in the drift window now.", registry=registry
-        )
         self.window_capacity = Gauge(
             "kubeloop_window_capacity", "Rows the drift window holds at most.", registry=registry
         )
-        self.window_seq = Gauge(
-            "kubeloop_window_seq", "Rows ever received into the window.", registry=registry
-        )
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
-        self._class_children: list[Any] = []
+
+    def watch_window(self, rows: Callable[[], int], seq: Callable[[], int]) -> None:
+        self._hot.window_rows = rows
+        self._hot.window_seq = seq
 
     def set_classes(self, class_names: tuple[str, ...] | None) -> None:
-        if class_names is not None:
-            self._class_children = [self.predictions.labels(name) for name in class_names]
+        if class_names is None:
+            self._hot.regression = True
+        else:
+            self._hot.class_names = class_names
+            self._hot.class_counts = np.zeros(len(class_names), dtype=np.int64)
 
-    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
-        key = (endpoint, status)
-        children = self._children.get(key)
-        if children is None:
-            label = str(status)
-            children = (self.requests.labels(endpoint, label), self.latency.labels(endpoint, label))
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+    def request_started(self) -> None:
+        self._hot.in_flight += 1
+
+    def request_finished(self, endpoint: str, status: int, seconds: float) -> None:
+        hot = self._hot
+        hot.in_flight -= 1
+        entry = hot.requests.get((endpoint, status))
+        if entry is None:
+            entry = ([0.0, 0.0], [0] * (len(LATENCY_BUCKETS) + 1))
+            hot.requests[(endpoint, status)] = entry
+        totals, buckets = entry
+        totals[0] += 1
+        totals[1] += seconds
+        buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     def observe_prediction(self, prediction: Prediction) -> None:
-        if prediction.class_index is not None and self._class_children:
-            counts: npt.NDArray[np.intp] = np.bincount(
-                prediction.class_index, minlength=len(self._class_children)
-            )
-            for child, count in zip(self._class_children, counts.tolist(), strict=False):
-                if count:
-                    child.inc(count)
-        elif prediction.class_index is None:
-            for value in prediction.labels.tolist():
-                self.predicted_values.observe(value)
+        hot = self._hot
+        if prediction.class_index is not None:
+            if len(hot.class_counts):
+                hot.class_counts += np.bincount(
+                    prediction.class_index, minlength=len(hot.class_counts)
+                )[: len(hot.class_counts)]
+        else:
+            values = np.asarray(prediction.labels, dtype=np.float64)
+            positions = np.searchsorted(VALUE_BUCKETS, values, side="left")
+            hot.value_counts += np.bincount(positions, minlength=len(hot.value_counts))
+            hot.value_sum += float(values.sum())
 
     def observe_batch(self, requests: int, rows: int) -> None:
         self.batch_requests.observe(requests)

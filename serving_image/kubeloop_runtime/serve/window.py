@@ -46,8 +46,13 @@ class Window:
     def labelled(self) -> int:
         return len(self._feedback)
 
-    def append(self, features: FeatureMatrix, labels: npt.NDArray[Any]) -> list[str]:
-        """Record a batch of rows and their predictions; return one prediction id per row."""
+    def ids(self, first: int, count: int) -> list[str]:
+        """The prediction ids of ``count`` rows from sequence number ``first`` on."""
+        prefix = self.instance
+        return [f"{prefix}-{seq}" for seq in range(first, first + count)]
+
+    def append(self, features: FeatureMatrix, labels: npt.NDArray[Any]) -> int:
+        """Record a batch of rows and their predictions; return the first row's number."""
         count = len(labels)
         first = self.seq
         self.seq += count
@@ -67,8 +72,7 @@ class Window:
             self._matrix[:tail] = values[head:]
             self._predictions[:tail] = labels[skip + head :]
             self._seqs[:tail] = np.arange(first + skip + head, first + count)
-        prefix = self.instance
-        return [f"{prefix}-{seq}" for seq in range(first, first + count)]
+        return first
 
     def prediction_for(self, prediction_id: str) -> Any:
         """The prediction an id names, or KeyError if unknown or evicted."""
