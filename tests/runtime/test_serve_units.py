@@ -13,20 +13,27 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.datasets import load_diabetes, load_iris, load_wine
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
+from sklearn.svm import LinearSVC
 
 from kubeloop_runtime.artifact import write_artifact
 from kubeloop_runtime.serve.batching import MicroBatcher
-from kubeloop_runtime.serve.model import Feature, ModelSchema, Prediction, forest_function
+from kubeloop_runtime.serve.model import (
+    Feature,
+    ModelSchema,
+    Prediction,
+    forest_function,
+    linear_class_index,
+)
 from kubeloop_runtime.serve.window import Window
 
 
@@ -49,6 +56,33 @@ def test_forest_shortcut_is_bit_identical_for_regressors(kind: Any) -> None:
     function = forest_function(forest)
     assert function is not None
     assert np.array_equal(function(data.data[:5]).ravel(), forest.predict(data.data[:5]))
+
+
+@pytest.mark.parametrize(
+    ("estimator", "dataset"),
+    [
+        (LogisticRegression(max_iter=5000), load_wine),
+        (LogisticRegression(max_iter=5000), load_breast_cancer),
+        (SGDClassifier(random_state=0), load_wine),
+        (LinearSVC(random_state=0, max_iter=5000), load_breast_cancer),
+    ],
+)
+def test_linear_shortcut_picks_the_same_class(estimator: Any, dataset: Any) -> None:
+    data = dataset()
+    model = estimator.fit(data.data, data.target)
+    class_index = linear_class_index(model)
+    assert class_index is not None
+    for rows in (data.data[:1], data.data):
+        assert np.array_equal(model.classes_[class_index(rows)], model.predict(rows))
+
+
+def test_linear_shortcut_skips_classifiers_with_their_own_predict() -> None:
+    data = load_iris()
+    assert linear_class_index(RidgeClassifier().fit(data.data, data.target)) is None
+    assert (
+        linear_class_index(RandomForestClassifier(n_estimators=2).fit(data.data, data.target))
+        is None
+    )
 
 
 def test_forest_shortcut_only_for_exact_forest_types() -> None:

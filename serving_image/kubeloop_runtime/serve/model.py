@@ -23,6 +23,7 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
+from sklearn.linear_model._base import LinearClassifierMixin
 
 from kubeloop_runtime.artifact import ArtifactError, load_model, read_metadata, verify_model
 
@@ -145,6 +146,40 @@ def forest_function(estimator: Any) -> ArrayFunction | None:
     return forest
 
 
+ClassIndexFunction = Callable[[npt.NDArray[np.float64]], npt.NDArray[np.intp]]
+
+
+def linear_class_index(estimator: Any) -> ClassIndexFunction | None:
+    """For a linear classifier, the position in ``classes_`` that its predict would pick.
+
+    The same arithmetic as scikit-learn's ``LinearClassifierMixin`` (``X @ coef_.T +
+    intercept_``, then the sign or the arg-max), without its per-call input validation, which
+    costs more than the product itself on small batches (the server validated the input).
+    Only for estimators that use that mixin's predict and decision_function unchanged.
+    """
+    if (
+        type(estimator).predict is not LinearClassifierMixin.predict
+        or type(estimator).decision_function is not LinearClassifierMixin.decision_function
+    ):
+        return None
+    coef = getattr(estimator, "coef_", None)
+    if not isinstance(coef, np.ndarray) or coef.ndim != 2:  # e.g. sparsified coefficients
+        return None
+    coef_t = coef.T
+    intercept = estimator.intercept_
+
+    def class_index(features: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+        scores: npt.NDArray[np.float64] = features @ coef_t + intercept
+        index: npt.NDArray[np.intp]
+        if scores.shape[1] == 1:
+            index = (scores[:, 0] > 0).astype(np.intp)
+        else:
+            index = np.argmax(scores, axis=1)
+        return index
+
+    return class_index
+
+
 def _set_n_jobs(estimator: Any, n_jobs: int) -> None:
     """Set ``n_jobs`` on the estimator and, for a Pipeline, on its steps."""
     if hasattr(estimator, "n_jobs"):
@@ -162,6 +197,7 @@ class LoadedModel:
         self._names: npt.NDArray[Any] | None = None
         self._model_classes: npt.NDArray[Any] | None = None
         self._forest = forest_function(estimator)
+        self._linear = linear_class_index(estimator) if schema.task == "classification" else None
         expected = getattr(estimator, "n_features_in_", None)
         if expected is not None and expected != len(schema.features):
             raise ArtifactError(
@@ -200,8 +236,15 @@ class LoadedModel:
         return None
 
     def predict(self, features: FeatureMatrix, probabilities: bool = False) -> Prediction:
-        if self._forest is not None and isinstance(features, np.ndarray):
-            return self._predict_forest(self._forest, features, probabilities)
+        if isinstance(features, np.ndarray):
+            if self._forest is not None:
+                return self._predict_forest(self._forest, features, probabilities)
+            if self._linear is not None and self._names is not None:
+                index = self._linear(features)
+                proba = None
+                if probabilities:
+                    proba = np.asarray(self.estimator.predict_proba(features), dtype=np.float64)
+                return Prediction(self._names[index], index, proba)
         raw = self.estimator.predict(features)
         proba = None
         if probabilities and self._names is not None:
