@@ -153,7 +153,11 @@ def test_two_pods_two_colours_patch_a_real_status(
         assert drift["method"] == "auto"
         assert drift["threshold"] == 0.1
         assert drift["checkedAt"].endswith("Z")
+        # Fields the CRD schema lacked would be pruned silently by the API server.
+        assert drift["reporters"] == 1
+        assert drift["conceptDrift"] is False
         report = drift["reports"]["bc-blue-1"]
+        assert report["conceptDrift"] is False
         assert report["color"] == "blue"
         assert report["modelVersion"] == "1"
         assert report["streak"] == 1

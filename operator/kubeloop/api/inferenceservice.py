@@ -25,7 +25,8 @@ from kubeloop.api.scalars import Duration, ModelName, ObjectName
 from kubeloop.api.trainingjob import TrainingJobSpec
 
 Color = Literal["blue", "green"]
-DriftMethod = Literal["auto", "ks", "wasserstein", "psi", "chi2"]
+# The drift sidecar's tests (kubeloop_runtime.drift.stattests.METHODS); `chi2` is `chisquare`.
+DriftMethod = Literal["auto", "ks", "wasserstein", "psi", "chi2", "chisquare", "jensenshannon", "z"]
 ServicePhase = Literal["Pending", "Deploying", "Ready", "Promoting", "Degraded", "Failed"]
 CandidatePhase = Literal["Deploying", "SmokeTesting", "Ready", "Promoted", "Failed"]
 
@@ -135,8 +136,11 @@ class MonitoringSpec(ApiModel):
     method: DriftMethod = Field(
         "auto",
         description=(
-            "Per-feature test: `ks`, `wasserstein`, `psi` (numeric), `chi2` (categorical), or "
-            "`auto` (ks for numeric, chi2 for categorical)."
+            "Per-feature test: `ks`, `wasserstein`, `psi`, `chi2`/`chisquare`, `jensenshannon`, "
+            "`z`, or `auto`, which picks per feature as evidently does: with more than 1000 "
+            "reference rows, normalised Wasserstein for numeric features with more than 5 "
+            "values, else Jensen-Shannon; with fewer, KS for numeric, chi-squared for "
+            "categorical, z for binary."
         ),
     )
     threshold: float = Field(
@@ -231,6 +235,10 @@ class DriftReport(ApiModel):
     drifted_features: FeatureNames | None = None
     samples: int | None = Field(None, ge=0, description="Rows the check used.")
     accuracy: float | None = Field(None, description="Accuracy on labelled feedback.")
+    rmse: float | None = Field(None, ge=0.0, description="RMSE on labelled feedback (regression).")
+    concept_drift: bool | None = Field(
+        None, description="Feedback metric worse than the held-out metric of the model."
+    )
     labeled: int | None = Field(None, ge=0, description="Rows with feedback labels.")
     checked_at: datetime | None = Field(None, description="When the check ran.")
     streak: int | None = Field(
@@ -250,6 +258,15 @@ class DriftStatus(ApiModel):
     drifted_features: FeatureNames | None = None
     samples: int | None = Field(None, ge=0, description="Rows the checks used.")
     accuracy: float | None = Field(None, description="Accuracy on labelled feedback, if any.")
+    rmse: float | None = Field(
+        None, ge=0.0, description="RMSE on labelled feedback (regression), if any."
+    )
+    concept_drift: bool | None = Field(
+        None, description="Whether any report sees its feedback metric fall below the model's."
+    )
+    reporters: int | None = Field(
+        None, ge=0, description="Fresh reports of the active colour the aggregate is over."
+    )
     checked_at: datetime | None = Field(None, description="When the aggregate was computed.")
     reports: dict[str, DriftReport] | None = Field(
         None, max_length=256, description="Latest report per serving pod, by pod name."
