@@ -262,19 +262,38 @@ def test_must_match_status_fields_of_the_inference_service() -> None:
         "reports",
     ):
         assert name in drift
-    report = drift["reports"]["additionalProperties"]["properties"]
-    assert set(report) == {
-        "color",
-        "modelVersion",
-        "detected",
-        "score",
-        "driftedFeatures",
-        "samples",
-        "accuracy",
-        "labeled",
-        "checkedAt",
-        "streak",
-    }
+    # Every key the drift sidecar writes must be in the schema, or the API server prunes it.
+    from datetime import UTC, datetime
+
+    from kubeloop_runtime.drift.status import PodReport, build_drift_status
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    report = PodReport(
+        color="blue",
+        model_version="1",
+        detected=True,
+        score=0.5,
+        drifted_features=("a",),
+        samples=10,
+        accuracy=0.9,
+        rmse=None,
+        labeled=3,
+        concept_drift=False,
+        streak=1,
+        checked_at=now,
+    )
+    written = build_drift_status(
+        {"activeColor": "blue"},
+        "pod-1",
+        report,
+        now=now,
+        interval_seconds=60,
+        method="auto",
+        threshold=0.3,
+    )
+    assert set(written) <= set(drift)
+    report_schema = drift["reports"]["additionalProperties"]["properties"]
+    assert set(written["reports"]["pod-1"]) <= set(report_schema)
 
 
 @pytest.mark.parametrize("info", KINDS, ids=lambda info: info.kind)
