@@ -14,7 +14,6 @@ folder sits beside it and is renamed to it. A failure removes the staging folder
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ from kubeloop_runtime.artifact import (
     file_digest,
     read_metadata,
 )
+from kubeloop_runtime.cli import batch_argument_parser
 from kubeloop_runtime.errors import EXIT_OK, ConfigError, FetchError, StorageError
 from kubeloop_runtime.storage import copy_to_local, resolve
 from kubeloop_runtime.termination import run_batch, termination_log_path
@@ -42,9 +42,10 @@ DIGEST_PATTERN: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m kubeloop_runtime fetch",
-        description="Copy an artifact folder to a local path and verify the model digest.",
+    parser = batch_argument_parser(
+        "fetch",
+        "Copy an artifact folder to a local path and verify the model digest.",
+        takes_config=False,
     )
     parser.add_argument("--uri", required=True, help="the artifact folder URI")
     parser.add_argument(
@@ -55,11 +56,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("KUBELOOP_MODEL_DIGEST"),
         help="expected sha256:<hex> of model.joblib (default: $KUBELOOP_MODEL_DIGEST; without "
         "one, the folder's own model.sha256 is trusted)",
-    )
-    parser.add_argument(
-        "--termination-log",
-        help="where the JSON result goes "
-        "(default: $KUBELOOP_TERMINATION_LOG or /dev/termination-log)",
     )
     args = parser.parse_args(argv)
 

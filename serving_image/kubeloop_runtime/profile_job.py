@@ -9,7 +9,6 @@ into the model's metadata.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from kubeloop_runtime.cli import batch_argument_parser
 from kubeloop_runtime.config import ProfileConfig, parse_profile_config, read_config_document
 from kubeloop_runtime.datasets import load_dataset
 from kubeloop_runtime.errors import EXIT_OK, DatasetError
@@ -31,17 +31,8 @@ SUMMARY_FIELDS: Final = ("kind", "count", "nullShare", "mean", "std", "min", "ma
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m kubeloop_runtime profile",
-        description="Validate a dataset, compute its content digest and its per-feature profile.",
-    )
-    parser.add_argument(
-        "--config", help="the JSON configuration, inline or a file path (default: $KUBELOOP_CONFIG)"
-    )
-    parser.add_argument(
-        "--termination-log",
-        help="where the JSON result goes "
-        "(default: $KUBELOOP_TERMINATION_LOG or /dev/termination-log)",
+    parser = batch_argument_parser(
+        "profile", "Validate a dataset, compute its content digest and its per-feature profile."
     )
     args = parser.parse_args(argv)
 

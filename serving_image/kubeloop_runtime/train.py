@@ -16,7 +16,6 @@ bare estimator fitted on a float array, which is what the server's fast path fee
 
 from __future__ import annotations
 
-import argparse
 import platform
 import shutil
 import sys
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from kubeloop_runtime.artifact import write_artifact
+from kubeloop_runtime.cli import batch_argument_parser
 from kubeloop_runtime.config import TrainConfig, parse_train_config, read_config_document
 from kubeloop_runtime.datasets import LoadedDataset, load_dataset
 from kubeloop_runtime.errors import (
@@ -76,17 +76,8 @@ class PreparedData:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m kubeloop_runtime train",
-        description="Train, evaluate and gate a model; write its artifact folder.",
-    )
-    parser.add_argument(
-        "--config", help="the JSON configuration, inline or a file path (default: $KUBELOOP_CONFIG)"
-    )
-    parser.add_argument(
-        "--termination-log",
-        help="where the JSON result goes "
-        "(default: $KUBELOOP_TERMINATION_LOG or /dev/termination-log)",
+    parser = batch_argument_parser(
+        "train", "Train, evaluate and gate a model; write its artifact folder."
     )
     args = parser.parse_args(argv)
 
