@@ -104,8 +104,10 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": ANSWER})
 
 
+# the same uvicorn settings as kubeloop_runtime.serve
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
-            lifespan="off", access_log=False, log_level="warning", server_header=False)
+            lifespan="off", access_log=False, log_level="warning", server_header=False,
+            proxy_headers=False)
 '''
 
 

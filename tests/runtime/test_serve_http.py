@@ -207,7 +207,7 @@ def test_concurrent_requests_share_predict_calls(
     """Requests sent together are merged into fewer predict calls, each still answered right."""
     import asyncio
 
-    server = live_server(iris_artifact.directory)
+    server = live_server(iris_artifact.directory, direct_threshold_ms=0)  # always batch
     estimator = joblib.load(iris_artifact.directory / "model.joblib")
     rows = iris_artifact.rows
 

@@ -177,6 +177,7 @@ def test_batcher_merges_concurrent_requests_and_isolates_a_bad_one(
     async def scenario() -> list[Any]:
         batcher = MicroBatcher(
             _prediction_of, max_rows=1000, max_wait_seconds=0.002, thread_mode="never",
+            direct_threshold_seconds=0,
             recorder=recording(calls),
         )  # fmt: skip
         batcher.start()
@@ -207,6 +208,7 @@ def test_batcher_merges_requests_waiting_together(
     async def scenario() -> list[tuple[Prediction, int]]:
         batcher = MicroBatcher(
             _prediction_of, max_rows=1000, max_wait_seconds=0.002, thread_mode="never",
+            direct_threshold_seconds=0,
             recorder=recording(calls),
         )  # fmt: skip
         batcher.start()
@@ -231,6 +233,7 @@ def test_batcher_respects_max_rows_and_waits_only_for_arriving_requests(
     async def scenario() -> float:
         batcher = MicroBatcher(
             _prediction_of, max_rows=4, max_wait_seconds=0.5, thread_mode="always",
+            direct_threshold_seconds=0,
             arriving=lambda: arriving["count"],
             recorder=recording(calls),
         )  # fmt: skip

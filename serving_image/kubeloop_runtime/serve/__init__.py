@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         server_header=False,
+        # Client addresses are never logged (access log off): parsing X-Forwarded-* for
+        # them would be a middleware on every request for nothing.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal it shut down on once it is done; without a handler of our

@@ -254,6 +254,7 @@ def create_app(
             max_wait_seconds=settings.max_batch_wait_ms / 1000,
             thread_mode=settings.predict_in_thread,
             thread_threshold_seconds=settings.thread_threshold_ms / 1000,
+            direct_threshold_seconds=settings.direct_threshold_ms / 1000,
             arriving=lambda: server.requests_arriving,
             recorder=server.record_batch,
         )

@@ -12,6 +12,10 @@ Predict runs inline on the event loop when it is fast, and in one worker thread 
 calls were slow (``threshold``): the hand-off costs about 0.1 ms, worth it only when predict
 takes long and releases the GIL for part of it, as tree ensembles do.
 
+When predict is cheaper than batching itself (recent calls under ``direct_threshold``, e.g. a
+linear model on a few rows) and nothing is queued or predicting, a request is predicted on the
+spot: a queue hop and two task switches would cost more than the call they try to share.
+
 If a merged batch fails, each request is retried alone, so one bad request cannot fail the
 others that happened to share its batch.
 """
@@ -72,6 +76,7 @@ class MicroBatcher:
         max_wait_seconds: float,
         thread_mode: ThreadMode = "auto",
         thread_threshold_seconds: float = 0.001,
+        direct_threshold_seconds: float = 0.0001,
         arriving: Callable[[], int] = _nobody_else,
         recorder: BatchRecorder = _no_recorder,
     ) -> None:
@@ -85,9 +90,16 @@ class MicroBatcher:
         self._executor: ThreadPoolExecutor | None = None
         if thread_mode != "never":
             self._executor = ThreadPoolExecutor(1, "kubeloop-predict")
+        self._direct_threshold = direct_threshold_seconds
         self._recent_seconds = 0.0
+        self._busy = False
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def _direct(self) -> bool:
+        """May a request skip the queue (nothing predicting in the thread, thread not forced)?"""
+        return not self._busy and self._thread_mode != "always"
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
@@ -111,6 +123,9 @@ class MicroBatcher:
 
         Returns the predictions and the number (``recorder``) of the first of these rows.
         """
+        if self._direct and self._recent_seconds < self._direct_threshold and self._queue.empty():
+            prediction = self._timed(features, probabilities)
+            return prediction, self._recorder(features, prediction, 1)
         future: asyncio.Future[tuple[Prediction, int]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(features, probabilities, future))
         return await future
@@ -141,22 +156,34 @@ class MicroBatcher:
             rows = self._take_queued(batch, rows + pending.rows)
         return batch
 
+    def _timed(self, features: FeatureMatrix, probabilities: bool) -> Prediction:
+        started = time.perf_counter()
+        try:
+            return self._predict(features, probabilities)
+        finally:
+            self._note_duration(time.perf_counter() - started)
+
+    def _note_duration(self, seconds: float) -> None:
+        # A moving average, so that one slow call (a cold cache, a large batch) does not
+        # flip the mode back and forth.
+        self._recent_seconds = 0.8 * self._recent_seconds + 0.2 * seconds
+
     async def _call(self, features: FeatureMatrix, probabilities: bool) -> Prediction:
         use_thread = self._executor is not None and (
             self._thread_mode == "always" or self._recent_seconds > self._threshold
         )
+        if not use_thread or self._executor is None:
+            return self._timed(features, probabilities)
         started = time.perf_counter()
-        if use_thread and self._executor is not None:
+        self._busy = True
+        try:
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(
+            return await loop.run_in_executor(
                 self._executor, self._predict, features, probabilities
             )
-        else:
-            result = self._predict(features, probabilities)
-        # A moving average, so that one slow call (a cold cache, a large batch) does not
-        # flip the mode back and forth.
-        self._recent_seconds = 0.8 * self._recent_seconds + 0.2 * (time.perf_counter() - started)
-        return result
+        finally:
+            self._busy = False
+            self._note_duration(time.perf_counter() - started)
 
     async def _run(self) -> None:
         while True:

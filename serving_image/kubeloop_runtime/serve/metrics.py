@@ -21,7 +21,6 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     disable_created_metrics,
     generate_latest,
 )
@@ -44,7 +43,7 @@ LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
 )  # fmt: skip
 VALUE_BUCKETS = (-1000.0, -100.0, -10.0, -1.0, 0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0)
-_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+_BATCH_BUCKETS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0)
 
 
 def _histogram_buckets(
@@ -58,6 +57,19 @@ def _histogram_buckets(
     ]
 
 
+def _empty_histogram(bounds: tuple[float, ...]) -> tuple[list[float], list[int]]:
+    return [0.0, 0.0], [0] * (len(bounds) + 1)
+
+
+def _observe(
+    histogram: tuple[list[float], list[int]], bounds: tuple[float, ...], value: float
+) -> None:
+    totals, buckets = histogram
+    totals[0] += 1
+    totals[1] += value
+    buckets[bisect_left(bounds, value)] += 1
+
+
 class _HotPathCollector(Collector):
     """Counters updated on every request or batch, rendered at scrape time."""
 
@@ -66,7 +78,10 @@ class _HotPathCollector(Collector):
         self.requests: dict[tuple[str, int], tuple[list[float], list[int]]] = {}
         self.in_flight = 0
         self.class_names: tuple[str, ...] = ()
-        self.class_counts: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self.class_counts: list[int] = []
+        # rows and requests per predict call: [count, sum, per-bucket counts]
+        self.batch_rows: tuple[list[float], list[int]] = _empty_histogram(_BATCH_BUCKETS)
+        self.batch_requests: tuple[list[float], list[int]] = _empty_histogram(_BATCH_BUCKETS)
         self.value_counts: npt.NDArray[np.int64] = np.zeros(len(VALUE_BUCKETS) + 1, dtype=np.int64)
         self.value_sum = 0.0
         self.regression = False
@@ -95,9 +110,17 @@ class _HotPathCollector(Collector):
         predictions = CounterMetricFamily(
             "kubeloop_predictions", "Predicted rows per class.", labels=["class_name"]
         )
-        for name, count in zip(self.class_names, self.class_counts.tolist(), strict=True):
+        for name, count in zip(self.class_names, self.class_counts, strict=True):
             predictions.add_metric([name], count)
         yield predictions
+        for name, documentation, (totals, buckets) in (
+            ("kubeloop_batch_rows", "Rows per predict call.", self.batch_rows),
+            ("kubeloop_batch_requests", "Requests merged into one predict call.",
+             self.batch_requests),
+        ):  # fmt: skip
+            family = HistogramMetricFamily(name, documentation)
+            family.add_metric([], _histogram_buckets(_BATCH_BUCKETS, buckets), totals[1])
+            yield family
         if self.regression:
             values = HistogramMetricFamily(
                 "kubeloop_predicted_value", "Predicted values (regression)."
@@ -120,14 +143,6 @@ class ServerMetrics:
         registry = self.registry
         self._hot = _HotPathCollector()
         registry.register(self._hot)
-        self.batch_rows = Histogram(
-            "kubeloop_batch_rows", "Rows per predict call.", buckets=_BATCH_BUCKETS,
-            registry=registry,
-        )  # fmt: skip
-        self.batch_requests = Histogram(
-            "kubeloop_batch_requests", "Requests merged into one predict call.",
-            buckets=_BATCH_BUCKETS, registry=registry,
-        )  # fmt: skip
         self.feedback = Counter(
             "kubeloop_feedback_labels", "Ground-truth labels received.", registry=registry
         )
@@ -151,7 +166,7 @@ class ServerMetrics:
             self._hot.regression = True
         else:
             self._hot.class_names = class_names
-            self._hot.class_counts = np.zeros(len(class_names), dtype=np.int64)
+            self._hot.class_counts = [0] * len(class_names)
 
     def request_started(self) -> None:
         self._hot.in_flight += 1
@@ -161,20 +176,20 @@ class ServerMetrics:
         hot.in_flight -= 1
         entry = hot.requests.get((endpoint, status))
         if entry is None:
-            entry = ([0.0, 0.0], [0] * (len(LATENCY_BUCKETS) + 1))
-            hot.requests[(endpoint, status)] = entry
-        totals, buckets = entry
-        totals[0] += 1
-        totals[1] += seconds
-        buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            entry = hot.requests[(endpoint, status)] = _empty_histogram(LATENCY_BUCKETS)
+        _observe(entry, LATENCY_BUCKETS, seconds)
 
     def observe_prediction(self, prediction: Prediction) -> None:
         hot = self._hot
         if prediction.class_index is not None:
-            if len(hot.class_counts):
-                hot.class_counts += np.bincount(
-                    prediction.class_index, minlength=len(hot.class_counts)
-                )[: len(hot.class_counts)]
+            counts = hot.class_counts
+            if len(prediction.class_index) <= 16:  # cheaper than numpy for a few rows
+                for position in prediction.class_index.tolist():
+                    counts[position] += 1
+            else:
+                per_class = np.bincount(prediction.class_index, minlength=len(counts))
+                for position, count in enumerate(per_class.tolist()):
+                    counts[position] += count
         else:
             values = np.asarray(prediction.labels, dtype=np.float64)
             positions = np.searchsorted(VALUE_BUCKETS, values, side="left")
@@ -182,8 +197,8 @@ class ServerMetrics:
             hot.value_sum += float(values.sum())
 
     def observe_batch(self, requests: int, rows: int) -> None:
-        self.batch_requests.observe(requests)
-        self.batch_rows.observe(rows)
+        _observe(self._hot.batch_requests, _BATCH_BUCKETS, requests)
+        _observe(self._hot.batch_rows, _BATCH_BUCKETS, rows)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -56,6 +56,10 @@ class ServeSettings(BaseSettings):
 
     thread_threshold_ms: float = Field(default=1.0, ge=0)
 
+    direct_threshold_ms: float = Field(default=0.1, ge=0)
+    """Predict a lone request on the spot, unbatched, while recent predict calls took less than
+    this (batching costs more than it saves on such models); 0 always batches."""
+
     predict_n_jobs: int | None = 1
     """Override ``n_jobs`` of the loaded estimator (thread start-up dominates small batches)."""
 

@@ -1,7 +1,8 @@
 """The bounded window of recent inputs and predictions that the drift sidecar reads.
 
 A ring buffer: one preallocated rows-by-features matrix (float64, or object when some features
-are categories), the prediction made for each row and the row's sequence number. A prediction id is
+are categories) and the prediction made for each row. Rows are written in order, so the window
+holds exactly the rows numbered ``seq - capacity`` to ``seq - 1``. A prediction id is
 ``<instance>-<seq>``: the row's place in the ring follows from ``seq``, so feedback finds its
 prediction without a dictionary, and an id from another replica or an evicted row is refused.
 Labelled feedback is kept apart (bounded as well) as (prediction, label) pairs. Wire format of
@@ -33,7 +34,6 @@ class Window:
             (capacity, len(self.features)), dtype=np.float64 if self._numeric else object
         )
         self._predictions: npt.NDArray[Any] = np.empty(capacity, dtype=object)
-        self._seqs: npt.NDArray[np.int64] = np.full(capacity, -1, dtype=np.int64)
         self._feedback: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
         self.seq = 0
         """Rows ever received; the next row gets this sequence number."""
@@ -66,12 +66,10 @@ class Window:
         head = min(keep, self.capacity - start)  # rows before the ring wraps
         self._matrix[start : start + head] = values[:head]
         self._predictions[start : start + head] = labels[skip : skip + head]
-        self._seqs[start : start + head] = np.arange(first + skip, first + skip + head)
         if head < keep:
             tail = keep - head
             self._matrix[:tail] = values[head:]
             self._predictions[:tail] = labels[skip + head :]
-            self._seqs[:tail] = np.arange(first + skip + head, first + count)
         return first
 
     def prediction_for(self, prediction_id: str) -> Any:
@@ -83,7 +81,7 @@ class Window:
         if number != str(seq):  # one spelling per id: "x-07" is not "x-7"
             raise KeyError(prediction_id)
         slot = seq % self.capacity
-        if seq >= self.seq or self._seqs[slot] != seq:
+        if not self.seq - self.capacity <= seq < self.seq:  # rows are written in order
             raise KeyError(prediction_id)
         return self._predictions[slot]
 
