@@ -267,8 +267,10 @@ def _shape(tensor: dict[str, Any], where: str) -> list[int]:
     return shape  # type: ignore[return-value]
 
 
-def _tensor_values(tensor: dict[str, Any], where: str, allow_missing: bool) -> npt.NDArray[Any]:
-    """The tensor's data as a flat array whose values fit its datatype, checked against shape."""
+def _tensor_values(
+    tensor: dict[str, Any], where: str, allow_missing: bool
+) -> tuple[npt.NDArray[Any], list[int]]:
+    """The tensor's data as a flat array whose values fit its datatype, and its checked shape."""
     datatype = tensor.get("datatype")
     if datatype not in V2_DATATYPES:
         raise InvalidInputError(
@@ -293,7 +295,7 @@ def _tensor_values(tensor: dict[str, Any], where: str, allow_missing: bool) -> n
         )
     kind = values.dtype.kind
     if values.size == 0:
-        return values
+        return values, shape
     if datatype in _FLOAT_TYPES:
         ok = kind in _NUMERIC_KINDS or (allow_missing and kind == "O")
     elif datatype in _INT_TYPES:
@@ -310,7 +312,7 @@ def _tensor_values(tensor: dict[str, Any], where: str, allow_missing: bool) -> n
             f"(found {_describe(values[0].item())})",
             field=where,
         )
-    return values
+    return values, shape
 
 
 def decode_infer(payload: Any, schema: ModelSchema, allow_missing: bool) -> InferRequest:
@@ -331,8 +333,8 @@ def decode_infer(payload: Any, schema: ModelSchema, allow_missing: bool) -> Infe
                 f"inputs[{position}]: a tensor needs a string 'name'", field=f"inputs[{position}]"
             )
         tensors.append((tensor["name"], tensor))
-    names = schema.feature_names
-    if len(tensors) == 1 and (tensors[0][0] not in names or len(names) == 1):
+    only = tensors[0][0] if len(tensors) == 1 else None
+    if only is not None and (only not in schema.feature_set or len(schema.features) == 1):
         features = _matrix_tensor(tensors[0][0], tensors[0][1], schema, allow_missing)
     else:
         features = _feature_tensors(tensors, schema, allow_missing)
@@ -365,8 +367,7 @@ def _matrix_tensor(
 ) -> FeatureMatrix:
     where = f"input {name!r}"
     width = len(schema.features)
-    values = _tensor_values(tensor, where, allow_missing)
-    shape = _shape(tensor, where)
+    values, shape = _tensor_values(tensor, where, allow_missing)
     if not (len(shape) == 2 and shape[1] == width) and not (len(shape) == 1 and width == 1):
         raise InvalidInputError(
             f"{where}: shape {shape} does not fit this model; expected [N, {width}] "
@@ -415,8 +416,7 @@ def _feature_tensors(
     for feature in schema.features:
         where = f"input {feature.name!r}"
         tensor = by_name[feature.name]
-        values = _tensor_values(tensor, where, allow_missing)
-        shape = _shape(tensor, where)
+        values, shape = _tensor_values(tensor, where, allow_missing)
         if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
             raise InvalidInputError(
                 f"{where}: shape {shape} must be [N] or [N, 1] for a per-feature tensor",

@@ -38,7 +38,7 @@ class Feature:
     kind: FeatureKind
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Prediction:
     """Predictions for a batch of rows, aligned with its rows."""
 
@@ -73,6 +73,10 @@ class ModelSchema:
     @cached_property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(feature.name for feature in self.features)
+
+    @cached_property
+    def feature_set(self) -> frozenset[str]:
+        return frozenset(self.feature_names)
 
     @cached_property
     def all_numeric(self) -> bool:

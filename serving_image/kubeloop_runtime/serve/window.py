@@ -56,6 +56,11 @@ class Window:
         count = len(labels)
         first = self.seq
         self.seq += count
+        if count == 1 and isinstance(features, np.ndarray):  # the common case, kept short
+            slot = first % self.capacity
+            self._matrix[slot] = features[0]
+            self._predictions[slot] = labels[0]
+            return first
         keep = min(count, self.capacity)
         skip = count - keep
         if isinstance(features, pd.DataFrame):
