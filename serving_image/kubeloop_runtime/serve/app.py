@@ -216,17 +216,18 @@ def create_app(
     metrics = ServerMetrics()
     server = ModelServer(settings, metrics)
 
-    def load_model() -> None:
-        model = load(settings.model_dir, settings.model_digest, settings.predict_n_jobs)
-        server.model_loaded(model)
-        log.info(
-            "model %r version %r loaded from %s (%s)",
-            server.name, server.version, settings.model_dir, model.schema.digest,
-        )  # fmt: skip
-
     async def load_in_background() -> None:
         try:
-            await asyncio.to_thread(load_model)
+            # Hashing and unpickling off the event loop (liveness keeps answering); the
+            # server's state changes on the loop only.
+            model = await asyncio.to_thread(
+                load, settings.model_dir, settings.model_digest, settings.predict_n_jobs
+            )
+            server.model_loaded(model)
+            log.info(
+                "model %r version %r loaded from %s (%s)",
+                server.name, server.version, settings.model_dir, model.schema.digest,
+            )  # fmt: skip
         except ArtifactError as error:
             reason = str(error)
             log.error("refusing to serve the model: %s", reason)

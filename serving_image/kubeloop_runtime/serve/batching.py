@@ -96,11 +96,6 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def _direct(self) -> bool:
-        """May a request skip the queue (nothing predicting in the thread, thread not forced)?"""
-        return not self._busy and self._thread_mode != "always"
-
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
@@ -116,6 +111,26 @@ class MicroBatcher:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
+    def predict_now(
+        self, features: FeatureMatrix, probabilities: bool = False
+    ) -> tuple[Prediction, int] | None:
+        """Predict on the spot if predict is cheap and nothing waits; else None (use predict).
+
+        A plain function, not a coroutine: on the hot path of cheap models every await level
+        counts.
+        """
+        if (
+            self._busy
+            or self._recent_seconds >= self._direct_threshold
+            or self._thread_mode == "always"
+            or not self._queue.empty()
+        ):
+            return None
+        started = time.perf_counter()
+        prediction = self._predict(features, probabilities)
+        self._note_duration(time.perf_counter() - started)
+        return prediction, self._recorder(features, prediction, 1)
+
     async def predict(
         self, features: FeatureMatrix, probabilities: bool = False
     ) -> tuple[Prediction, int]:
@@ -123,9 +138,9 @@ class MicroBatcher:
 
         Returns the predictions and the number (``recorder``) of the first of these rows.
         """
-        if self._direct and self._recent_seconds < self._direct_threshold and self._queue.empty():
-            prediction = self._timed(features, probabilities)
-            return prediction, self._recorder(features, prediction, 1)
+        now = self.predict_now(features, probabilities)
+        if now is not None:
+            return now
         future: asyncio.Future[tuple[Prediction, int]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(features, probabilities, future))
         return await future

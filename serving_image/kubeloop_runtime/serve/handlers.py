@@ -39,6 +39,8 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a sourc
 
 
 class ModelServer:
+    """The served model and everything kept about its traffic; only the event loop uses it."""
+
     def __init__(self, settings: ServeSettings, metrics: ServerMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -162,15 +164,10 @@ class ModelServer:
         self.metrics.observe_prediction(prediction)
         return self.window.append(features, prediction.labels)
 
-    async def _predict(
-        self, batcher: MicroBatcher, window: Window, features: FeatureMatrix, probabilities: bool
-    ) -> tuple[Prediction, list[str]]:
-        try:
-            prediction, first = await batcher.predict(features, probabilities)
-        except (ValueError, TypeError) as error:
-            # The estimator refused values that passed the schema (an unknown category, say).
-            raise InvalidInputError(f"the model refused the input: {error}") from error
-        return prediction, window.ids(first, len(prediction.labels))
+    @staticmethod
+    def _refused(error: Exception) -> InvalidInputError:
+        # The estimator refused values that passed the schema (an unknown category, say).
+        return InvalidInputError(f"the model refused the input: {error}")
 
     async def predict(self, body: bytes) -> bytes:
         model, window, batcher = self._ready_model()
@@ -180,7 +177,13 @@ class ModelServer:
         wants_proba = request.probabilities
         if wants_proba and not hasattr(model.estimator, "predict_proba"):
             raise InvalidInputError("this model does not give probabilities", field="probabilities")
-        prediction, ids = await self._predict(batcher, window, request.features, wants_proba)
+        # predict_now first: no await level at all when predict is cheap (the hot path)
+        try:
+            done = batcher.predict_now(request.features, wants_proba)
+            prediction, first = done or await batcher.predict(request.features, wants_proba)
+        except (ValueError, TypeError) as error:
+            raise self._refused(error) from error
+        ids = window.ids(first, len(prediction.labels))
         return codecs.encode_predict(prediction, ids, self.name, self.version)
 
     async def infer(
@@ -195,7 +198,13 @@ class ModelServer:
         wants_proba = codecs.OUTPUT_PROBA in request.outputs
         if wants_proba and not hasattr(model.estimator, "predict_proba"):
             raise InvalidInputError("this model has no predict_proba output", field="outputs")
-        prediction, ids = await self._predict(batcher, window, request.features, wants_proba)
+        # predict_now first: no await level at all when predict is cheap (the hot path)
+        try:
+            done = batcher.predict_now(request.features, wants_proba)
+            prediction, first = done or await batcher.predict(request.features, wants_proba)
+        except (ValueError, TypeError) as error:
+            raise self._refused(error) from error
+        ids = window.ids(first, len(prediction.labels))
         return codecs.encode_infer(prediction, ids, request, self.name, self.version)
 
     # -- drift window and feedback ---------------------------------------------------------
