@@ -66,7 +66,7 @@ def _json(data: Any, status_code: int = 200) -> Response:
 
 def check_content_type(content_type: str | None) -> None:
     """JSON only. A missing header is taken as JSON (load generators and curl -d omit it)."""
-    if not content_type:
+    if not content_type or content_type == JSON:
         return
     media = content_type.split(";", 1)[0].strip().lower()
     if media == JSON or (media.startswith("application/") and media.endswith("+json")):
