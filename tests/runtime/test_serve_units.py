@@ -17,6 +17,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -319,3 +320,46 @@ def test_categorical_features_through_predict_and_v2(
         window = client.get("/v2/window").json()
         assert window["columns"]["petal size"] == ["small", "large", "small", "large", "small",
                                                    "large"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def missing_values_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model that handles missing values itself: HistGradientBoosting on iris."""
+    data = load_iris()
+    model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(data.data, data.target)
+    metadata = {
+        "schemaVersion": 1,
+        "modelName": "iris-hgb",
+        "task": "classification",
+        "features": [{"name": name, "type": "number"} for name in data.feature_names],
+        "target": {"name": "target", "classes": list(map(str, data.target_names))},
+        "profile": {},
+    }
+    directory = tmp_path_factory.mktemp("missing-values")
+    write_artifact(directory, model, metadata)
+    return directory
+
+
+def test_missing_values_only_when_allowed(missing_values_artifact: Path, live_server: Any) -> None:
+    row_with_gap = [[5.1, None, 1.4, 0.2]]
+    strict = live_server(missing_values_artifact)
+    refused = httpx.post(f"{strict.url}/predict", json={"instances": row_with_gap})
+    assert refused.status_code == 422
+    assert "null is not allowed" in refused.json()["error"]
+
+    lenient = live_server(missing_values_artifact, allow_missing=True)
+    answer = httpx.post(f"{lenient.url}/predict", json={"instances": row_with_gap})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == ["setosa"]
+    v2 = httpx.post(
+        f"{lenient.url}/v2/models/iris-hgb/infer",
+        json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
+                          "data": [5.1, None, 1.4, 0.2]}]},
+    )  # fmt: skip
+    assert v2.status_code == 200, v2.text
+    window = httpx.get(f"{lenient.url}/v2/window").content
+    assert b"NaN" not in window  # orjson writes NaN as null: the window stays valid JSON
+    still_not_a_string = httpx.post(
+        f"{lenient.url}/predict", json={"instances": [[5.1, "x", 1.4, 0.2]]}
+    )
+    assert still_not_a_string.status_code == 422
