@@ -23,7 +23,11 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from sklearn.linear_model._base import LinearClassifierMixin
+
+try:  # scikit-learn keeps the mixin in a private module; without it, no shortcut
+    from sklearn.linear_model._base import LinearClassifierMixin
+except ImportError:  # pragma: no cover - a future scikit-learn that moved it
+    LinearClassifierMixin = None
 
 from kubeloop_runtime.artifact import ArtifactError, load_model, read_metadata, verify_model
 
@@ -162,7 +166,8 @@ def linear_class_index(estimator: Any) -> ClassIndexFunction | None:
     Only for estimators that use that mixin's predict and decision_function unchanged.
     """
     if (
-        type(estimator).predict is not LinearClassifierMixin.predict
+        LinearClassifierMixin is None
+        or type(estimator).predict is not LinearClassifierMixin.predict
         or type(estimator).decision_function is not LinearClassifierMixin.decision_function
     ):
         return None
