@@ -93,6 +93,7 @@ class MicroBatcher:
         self._direct_threshold = direct_threshold_seconds
         self._recent_seconds = 0.0
         self._busy = False
+        self._threaded = False
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -184,8 +185,14 @@ class MicroBatcher:
         self._recent_seconds = 0.8 * self._recent_seconds + 0.2 * seconds
 
     async def _call(self, features: FeatureMatrix, probabilities: bool) -> Prediction:
+        # Hysteresis: into the thread above the threshold, back only below half of it, so a
+        # model whose calls take about the threshold does not switch on every batch.
+        if self._recent_seconds > self._threshold:
+            self._threaded = True
+        elif self._recent_seconds < self._threshold / 2:
+            self._threaded = False
         use_thread = self._executor is not None and (
-            self._thread_mode == "always" or self._recent_seconds > self._threshold
+            self._thread_mode == "always" or self._threaded
         )
         if not use_thread or self._executor is None:
             return self._timed(features, probabilities)
