@@ -24,6 +24,7 @@ EXIT_BAD_SETTINGS = 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     from kubeloop_runtime.serve.app import create_app
+    from kubeloop_runtime.serve.protocol import OneWriteHttpToolsProtocol
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
@@ -54,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with each success response's head and body in one write (protocol.py)
+        http=OneWriteHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         log_level=settings.log_level.lower(),
