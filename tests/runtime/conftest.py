@@ -26,7 +26,6 @@ from sklearn.linear_model import Ridge
 
 from kubeloop_runtime.artifact import write_artifact
 from kubeloop_runtime.serve.app import create_app
-from kubeloop_runtime.serve.protocol import OneWriteHttpToolsProtocol
 from kubeloop_runtime.serve.settings import ServeSettings
 
 
@@ -127,7 +126,7 @@ class LiveServer:
             host="127.0.0.1",
             port=0,
             loop="asyncio",
-            http=OneWriteHttpToolsProtocol,  # what ``python -m kubeloop_runtime.serve`` runs
+            http="httptools",
             lifespan="on",
             access_log=False,
             log_level="warning",

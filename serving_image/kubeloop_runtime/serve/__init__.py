@@ -24,7 +24,6 @@ EXIT_BAD_SETTINGS = 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     from kubeloop_runtime.serve.app import create_app
-    from kubeloop_runtime.serve.protocol import OneWriteHttpToolsProtocol
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
@@ -55,8 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        # httptools, with each success response's head and body in one write (protocol.py)
-        http=OneWriteHttpToolsProtocol,
+        http="httptools",
         lifespan="on",
         access_log=False,
         log_level=settings.log_level.lower(),
