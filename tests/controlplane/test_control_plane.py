@@ -3,7 +3,6 @@ round-trip, RBAC refuses what was not granted. Runs against the local plane or $
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,19 +10,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from support import eventually
+
 pytestmark = pytest.mark.cluster
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    """Poll until `check` returns something truthy; fail naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.25)
 
 
 def test_deployment_gets_replicaset_and_pods(k8s_api_client: Any, namespace: str) -> None:

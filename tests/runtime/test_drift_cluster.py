@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +33,7 @@ from kubeloop_runtime.drift.kube import GROUP, PLURAL, VERSION, InferenceService
 from kubeloop_runtime.drift.loop import DriftChecker
 from kubeloop_runtime.drift.settings import DriftSettings
 from kubeloop_runtime.drift.status import format_time
+from support import eventually, free_port
 
 pytestmark = pytest.mark.cluster
 
@@ -287,20 +286,6 @@ def server_errors(port: int) -> float:
             }:
                 return float(sample.value)
     return 0.0
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def time_now() -> datetime:

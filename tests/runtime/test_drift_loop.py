@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from kubeloop_runtime.drift import main
 from kubeloop_runtime.drift.hysteresis import Freshness
 from kubeloop_runtime.drift.loop import DriftChecker, backoff_delay
 from kubeloop_runtime.drift.settings import DriftSettings
+from support import eventually, free_port
 
 SHIFTED = ["mean radius", "mean texture", "worst area", "worst symmetry"]
 
@@ -130,14 +130,14 @@ def test_loop_survives_the_window_server_going_away(
     caplog.set_level(logging.INFO, logger="kubeloop_runtime.drift")
     runner.start()
     try:
-        wait_for(lambda: checker.state.verdicts == 1)
+        eventually(lambda: checker.state.verdicts == 1)
         first.stop()  # the model server restarts: nothing listens on its port for a while
-        wait_for(lambda: _errors(checker, "server") >= 3)
+        eventually(lambda: _errors(checker, "server") >= 3)
         assert runner.is_alive()
         moved = shifted(breast_cancer.holdout, breast_cancer.reference, SHIFTED)
         second = WindowServer(window_document(moved, seq=60), port=port)  # seq restarts
         try:
-            wait_for(lambda: checker.state.verdicts == 2)
+            eventually(lambda: checker.state.verdicts == 2)
             assert checker.state.detected
             messages = [record.getMessage() for record in caplog.records]
         finally:
@@ -202,20 +202,6 @@ def test_bad_settings_exit_2_naming_the_variable(
     assert "KUBELOOP_DRIFT_THRESHOLD" in capsys.readouterr().err
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _errors(checker: DriftChecker, source: str) -> float:
     return metric_values(checker).get(("kubeloop_drift_errors_total", (("source", source),)), 0.0)
 
@@ -247,8 +233,8 @@ def test_cli_process_runs_without_metrics_port_and_stops_on_sigterm(
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_for(lambda: "window seq=7" in log_path.read_text())
-        wait_for(lambda: window.requests >= 3)  # still checking every interval
+        eventually(lambda: "window seq=7" in log_path.read_text())
+        eventually(lambda: window.requests >= 3)  # still checking every interval
         assert process.poll() is None
     finally:
         process.send_signal(signal.SIGTERM)

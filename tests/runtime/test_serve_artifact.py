@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +18,8 @@ from typing import Any
 import httpx
 import joblib
 import pytest
+
+from support import free_port
 
 TrainedArtifact = Any  # tests/runtime/conftest.py
 StartServer = Callable[..., Any]
@@ -135,13 +136,6 @@ def test_metadata_that_does_not_fit_the_model_is_refused(
     assert "lists 3 features, the model was fitted on 4" in wait_for_refusal(server)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_process_exits_non_zero_on_a_tampered_artifact(
     iris_artifact: TrainedArtifact, artifact_copy: Callable[[Any], Path], tmp_path: Path
 ) -> None:
@@ -153,7 +147,7 @@ def test_process_exits_non_zero_on_a_tampered_artifact(
         "KUBELOOP_MODEL_DIR": str(directory),
         "KUBELOOP_MODEL_DIGEST": iris_artifact.digest,
         "KUBELOOP_HOST": "127.0.0.1",
-        "KUBELOOP_PORT": str(_free_port()),
+        "KUBELOOP_PORT": str(free_port()),
         "KUBELOOP_TERMINATION_LOG": str(termination_log),
     }
     completed = subprocess.run(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,15 +23,9 @@ from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 
 from kubeloop_runtime.artifact import write_artifact
+from support import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def in_flight(url: str) -> float:
@@ -55,7 +48,7 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path: Path) -> None
         "profile": {},
     }
     write_artifact(tmp_path / "artifact", model, metadata)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
