@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import ipaddress
 import json
 import os
@@ -34,7 +35,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -187,8 +187,8 @@ def ensure_pki(pki: Path) -> None:
     )
     issue("admin", name("kubeloop-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH, [])
     # Service-account tokens are signed with RSA: every client library verifies RS256.
-    write_key("sa.key", rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    sa_key = serialization.load_pem_private_key((pki / "sa.key").read_bytes(), password=None)
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    write_key("sa.key", sa_key)
     (pki / "sa.pub").write_bytes(
         sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -361,7 +361,9 @@ def tail(path: Path, lines: int = 15) -> str:
 # --- health ---------------------------------------------------------------------------------
 
 
+@functools.cache
 def _admin_ssl(layout: Layout) -> ssl.SSLContext:
+    # Built once per plane: the readiness loops poll every 200 ms.
     context = ssl.create_default_context(cafile=str(layout.pki / "ca.crt"))
     context.load_cert_chain(str(layout.pki / "admin.crt"), str(layout.pki / "admin.key"))
     return context
@@ -433,7 +435,7 @@ def up(layout: Layout) -> None:
     )
     for component, what, ready, timeout in steps:
         process = start(layout, component, argv[component])
-        wait_until(what, partial(ready, layout), timeout, layout, component, process)
+        wait_until(what, functools.partial(ready, layout), timeout, layout, component, process)
     print(f"devcluster up in {time.monotonic() - began:.1f}s: {layout.kubeconfig}")
 
 

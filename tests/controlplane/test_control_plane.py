@@ -40,12 +40,13 @@ def test_deployment_gets_replicaset_and_pods(k8s_api_client: Any, namespace: str
     )
     owner = replica_sets[0].metadata.owner_references[0]
     assert (owner.kind, owner.name) == ("Deployment", "web")
+
+    def owned_pods() -> list[Any] | None:
+        pods = core.list_namespaced_pod(namespace).items
+        return pods if len(pods) == 2 and all(p.metadata.owner_references for p in pods) else None
+
     pods = eventually(
-        lambda: (
-            [p for p in core.list_namespaced_pod(namespace).items if p.metadata.owner_references]
-            if len(core.list_namespaced_pod(namespace).items) == 2
-            else None
-        ),
+        owned_pods,
         what="two Pods",
     )
     assert {p.metadata.owner_references[0].kind for p in pods} == {"ReplicaSet"}
