@@ -21,7 +21,12 @@ from kubeloop_runtime.config import ProfileConfig, parse_profile_config, read_co
 from kubeloop_runtime.datasets import load_dataset
 from kubeloop_runtime.errors import EXIT_OK, DatasetError
 from kubeloop_runtime.profile import ProfileError, build_profile
-from kubeloop_runtime.schema import apply_declared_types, column_type, validate
+from kubeloop_runtime.schema import (
+    apply_declared_types,
+    column_type,
+    feature_columns,
+    validate,
+)
 from kubeloop_runtime.storage import resolve, upload_folder
 from kubeloop_runtime.termination import run_batch, termination_log_path, to_plain
 
@@ -50,18 +55,11 @@ def run_profile(config: ProfileConfig) -> dict[str, Any]:
     schema = config.dataset.schema_
     if schema is not None:
         validate(loaded.frame, schema, target)
-    if target is not None and target not in loaded.frame.columns:
-        raise DatasetError(
-            f"dataset.target: no column {target!r} in {loaded.uri}; columns: "
-            + ", ".join(str(name) for name in loaded.frame.columns)
-        )
+    features = feature_columns(loaded.frame, target, loaded.uri)
     typed = apply_declared_types(loaded.frame, schema)
     columns = [
         {"name": str(name), "type": column_type(str(name), typed[name])} for name in typed.columns
     ]
-    features = [str(name) for name in typed.columns if str(name) != target]
-    if not features:
-        raise DatasetError(f"{loaded.uri}: no feature columns besides the target {target!r}")
     try:
         profile = build_profile(typed[features])
     except ProfileError as error:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kubeloop_runtime.config import ColumnExpectation, SchemaSpec
-from kubeloop_runtime.errors import SchemaError
+from kubeloop_runtime.errors import DatasetError, SchemaError
 from kubeloop_runtime.profile import ProfileError, column_kind
 
 _SHOWN_VALUES: Final = 5
@@ -211,3 +211,19 @@ def column_type(name: str, column: pd.Series) -> str:
     except ProfileError as error:
         raise SchemaError(str(error), [str(error)]) from error
     return "number" if kind == "numeric" else "category"
+
+
+def feature_columns(frame: pd.DataFrame, target: str | None, uri: str) -> list[str]:
+    """Every column but the target, in dataset order: the model's features.
+
+    Refuses a named target the dataset lacks and a dataset with no column besides the target.
+    """
+    if target is not None and target not in frame.columns:
+        raise DatasetError(
+            f"dataset.target: no column {target!r} in {uri}; columns: "
+            + ", ".join(str(name) for name in frame.columns)
+        )
+    features = [str(name) for name in frame.columns if str(name) != target]
+    if not features:
+        raise DatasetError(f"{uri}: no feature columns besides the target {target!r}")
+    return features

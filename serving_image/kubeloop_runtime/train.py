@@ -56,7 +56,12 @@ from kubeloop_runtime.evaluation import (
     task_of,
 )
 from kubeloop_runtime.profile import ProfileError, build_profile
-from kubeloop_runtime.schema import apply_declared_types, column_type, validate
+from kubeloop_runtime.schema import (
+    apply_declared_types,
+    column_type,
+    feature_columns,
+    validate,
+)
 from kubeloop_runtime.storage import resolve, upload_folder
 from kubeloop_runtime.termination import run_batch, termination_log_path, to_plain
 
@@ -200,14 +205,7 @@ def prepare(
 
     ``typed`` is the dataset after `apply_declared_types`.
     """
-    if target_name not in typed.columns:
-        raise DatasetError(
-            f"dataset.target: no column {target_name!r} in {loaded.uri}; columns: "
-            + ", ".join(str(name) for name in typed.columns)
-        )
-    features = [str(name) for name in typed.columns if str(name) != target_name]
-    if not features:
-        raise DatasetError(f"{loaded.uri}: no feature columns besides the target {target_name!r}")
+    features = feature_columns(typed, target_name, loaded.uri)
     target_column = loaded.frame[target_name]
     nulls = int(target_column.isna().sum())
     if nulls:
