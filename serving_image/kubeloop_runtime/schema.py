@@ -189,18 +189,23 @@ def _key(value: object) -> str:
 
 
 def apply_declared_types(frame: pd.DataFrame, schema: SchemaSpec | None) -> pd.DataFrame:
-    """A copy in which columns the schema declares ``category`` or ``string`` hold text.
+    """The dataset with the columns the schema declares ``category`` or ``string`` as text.
 
     A numeric-looking code (a ZIP code, a store id) is a category when the schema says so, whatever
-    dtype the file gave it. Nulls stay nulls.
+    dtype the file gave it. Nulls stay nulls. With nothing to convert, ``frame`` itself is
+    returned: neither caller changes it, and a copy of the whole dataset would be wasted.
     """
+    textual = [
+        expectation.name
+        for expectation in (schema.columns if schema is not None else ())
+        if expectation.type in ("category", "string") and expectation.name in frame.columns
+    ]
+    if not textual:
+        return frame
     typed = frame.copy()
-    if schema is None:
-        return typed
-    for expectation in schema.columns:
-        if expectation.type in ("category", "string") and expectation.name in typed.columns:
-            column = typed[expectation.name]
-            typed[expectation.name] = column.astype(str).where(column.notna(), None)
+    for name in textual:
+        column = typed[name]
+        typed[name] = column.astype(str).where(column.notna(), None)
     return typed
 
 
