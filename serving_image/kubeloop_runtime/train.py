@@ -34,7 +34,12 @@ import pandas as pd
 
 from kubeloop_runtime.artifact import write_artifact
 from kubeloop_runtime.cli import batch_argument_parser
-from kubeloop_runtime.config import TrainConfig, parse_train_config, read_config_document
+from kubeloop_runtime.config import (
+    SearchSpec,
+    TrainConfig,
+    parse_train_config,
+    read_config_document,
+)
 from kubeloop_runtime.datasets import LoadedDataset, load_dataset
 from kubeloop_runtime.errors import (
     EXIT_GATE_FAILED,
@@ -125,7 +130,15 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         fit(model, x_train, y_train, config.estimator)
     else:
         model, search_summary = search(
-            model, config, x_train, y_train, metric, classes_seen, bool(categorical)
+            model,
+            config.search,
+            config.estimator,
+            seed,
+            x_train,
+            y_train,
+            metric,
+            classes_seen,
+            bool(categorical),
         )
     metrics = evaluate(model, x_test, y_test, task)
     gate = apply_gate(metrics, metric, config.evaluation.threshold)
@@ -258,7 +271,9 @@ def fit(model: Any, features: Any, target: np.ndarray, estimator_path: str) -> N
 
 def search(
     model: Any,
-    config: TrainConfig,
+    spec: SearchSpec,
+    estimator_path: str,
+    seed: int,
     features: Any,
     target: np.ndarray,
     metric: str,
@@ -268,13 +283,9 @@ def search(
     """Grid or random search with cross-validation; return the refitted best model, a summary."""
     from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
-    spec = config.search
-    if spec is None:
-        raise ConfigError("search: missing")
     prefix = f"{ESTIMATOR_STEP}__" if in_pipeline else ""
     space = {prefix + name: values for name, values in spec.space.items()}
     scoring = scoring_for(metric, classes)
-    seed = config.evaluation.random_seed
     searcher: Any
     if spec.strategy == "grid":
         searcher = GridSearchCV(
@@ -289,7 +300,8 @@ def search(
         searcher = RandomizedSearchCV(
             model,
             space,
-            n_iter=min(spec.max_trials or 1, spec.grid_size),
+            # maxTrials is required for random (config.py); a smaller grid is drawn whole.
+            n_iter=min(spec.max_trials or spec.grid_size, spec.grid_size),
             scoring=scoring,
             cv=spec.cv_folds,
             n_jobs=spec.parallelism,
@@ -299,7 +311,7 @@ def search(
     try:
         searcher.fit(features, target)
     except (ValueError, TypeError) as error:
-        raise EstimatorError(f"search over {config.estimator} failed: {error}") from error
+        raise EstimatorError(f"search over {estimator_path} failed: {error}") from error
     best_params = {
         name.removeprefix(prefix): value for name, value in searcher.best_params_.items()
     }
