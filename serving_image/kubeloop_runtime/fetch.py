@@ -33,7 +33,7 @@ from kubeloop_runtime.artifact import (
 )
 from kubeloop_runtime.cli import batch_argument_parser
 from kubeloop_runtime.errors import EXIT_OK, ConfigError, FetchError, StorageError
-from kubeloop_runtime.storage import copy_to_local, resolve
+from kubeloop_runtime.storage import Location, copy_to_local, resolve
 from kubeloop_runtime.termination import run_batch, termination_log_path
 
 ARTIFACT_FILES: Final = (MODEL_FILE, DIGEST_FILE, METADATA_FILE)
@@ -85,7 +85,7 @@ def fetch_artifact(uri: str, dest: Path, expected_digest: str | None) -> dict[st
                 copy_to_local(source.child(name), staging / name)
             except StorageError as error:
                 raise FetchError(f"{uri}: cannot fetch {name}: {error}") from error
-        digest = verify_staged(staging, expected_digest, uri)
+        digest = verify_staged(staging, expected_digest, source)
         publish(staging, dest, into_existing)
     finally:
         if staging.exists():
@@ -100,11 +100,13 @@ def fetch_artifact(uri: str, dest: Path, expected_digest: str | None) -> dict[st
     }
 
 
-def verify_staged(staging: Path, expected_digest: str | None, uri: str) -> str:
-    """Check the model against the expected digest, its digest file and its metadata."""
+def verify_staged(staging: Path, expected_digest: str | None, source: Location) -> str:
+    """Check the model against the expected digest, its digest file and its metadata.
+
+    Messages name the files at ``source``, not the staging copies, which are removed on failure.
+    """
     actual = file_digest(staging / MODEL_FILE)
     recorded = (staging / DIGEST_FILE).read_text().strip()
-    source = resolve(uri)
     if expected_digest is not None and actual != expected_digest:
         raise FetchError(
             f"artifact refused: {source.child(MODEL_FILE).uri}: digest mismatch: expected "
