@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers_train import read_termination, run_cli, serve_folder
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
 
-from kubeloop_runtime.artifact import write_artifact
 from kubeloop_runtime.errors import ConfigError, FetchError
 from kubeloop_runtime.fetch import ARTIFACT_FILES, fetch_artifact, main
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A real artifact folder: a logistic regression fitted on iris."""
-    folder = tmp_path_factory.mktemp("registry") / "iris-3"
-    data = load_iris()
-    model = LogisticRegression(max_iter=500).fit(data.data, data.target)
-    digest = write_artifact(folder, model, {"schemaVersion": 1, "modelName": "iris"})
-    return folder, digest
+def source(iris_artifact: Any) -> tuple[Path, str]:
+    """A real artifact folder: conftest's iris random forest, shared with the serve tests."""
+    return iris_artifact.directory, iris_artifact.digest
 
 
 def copy_of(source: Path, target: Path) -> Path:
