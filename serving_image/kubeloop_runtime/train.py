@@ -223,6 +223,11 @@ def prepare(
     nulls = int(target_column.isna().sum())
     if nulls:
         raise DatasetError(f"column {target_name!r}: the target has {nulls} null values")
+    if task == "classification" and target_column.nunique() < 2:
+        raise DatasetError(
+            f"column {target_name!r}: a classifier needs at least two classes in the target, "
+            f"found only {target_column.iloc[0]!r}"
+        )
     if task == "regression" and not pd.api.types.is_numeric_dtype(target_column.dtype):
         raise DatasetError(
             f"column {target_name!r}: a regressor needs a numeric target, "

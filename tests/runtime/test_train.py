@@ -252,6 +252,16 @@ def test_missing_target_and_regressor_on_text_target(tmp_path: Path) -> None:
         )
 
 
+def test_classifier_on_a_single_class_target_is_a_dataset_error(tmp_path: Path) -> None:
+    data = tmp_path / "one-class.csv"
+    frame = mixed_frame()
+    frame["label"] = "yes"
+    frame.to_csv(data, index=False)
+    with pytest.raises(DatasetError, match="column 'label': a classifier needs at least two"):
+        train(tmp_path / "model", dataset={"uri": str(data), "target": "label"}, evaluation={})
+    assert not (tmp_path / "model").exists()
+
+
 def test_schema_violations_stop_training(tmp_path: Path) -> None:
     schema = {
         "columns": [
