@@ -22,6 +22,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from kubeloop_runtime.errors import EXIT_INTERNAL, RuntimeJobError, SchemaError
+
 MESSAGE_LIMIT_BYTES: Final = 4096
 DEFAULT_TERMINATION_LOG: Final = "/dev/termination-log"
 TERMINATION_LOG_ENV: Final = "KUBELOOP_TERMINATION_LOG"
@@ -130,8 +132,6 @@ def _size(value: Any) -> int:
 
 def failure_payload(kind: str, error: BaseException) -> dict[str, Any]:
     """The result of a failed run: typed errors give their reason, anything else is internal."""
-    from kubeloop_runtime.errors import RuntimeJobError, SchemaError
-
     if isinstance(error, RuntimeJobError):
         payload: dict[str, Any] = {
             "ok": False,
@@ -156,8 +156,6 @@ def run_batch(kind: str, log_path: Path, work: Callable[[], tuple[dict[str, Any]
     This is the one place a batch failure is rendered: a typed error becomes its reason and exit
     code; anything unexpected is reported as ``InternalError`` (exit 1), traceback on stderr.
     """
-    from kubeloop_runtime.errors import EXIT_INTERNAL, RuntimeJobError
-
     try:
         payload, exit_code = work()
     except RuntimeJobError as error:
