@@ -19,7 +19,7 @@ from typing import Any, Final
 from kubeloop_runtime.cli import batch_argument_parser
 from kubeloop_runtime.config import ProfileConfig, parse_profile_config, read_config_document
 from kubeloop_runtime.datasets import load_dataset
-from kubeloop_runtime.errors import EXIT_OK, DatasetError
+from kubeloop_runtime.errors import EXIT_OK, DatasetError, StorageError
 from kubeloop_runtime.profile import ProfileError, build_profile
 from kubeloop_runtime.schema import (
     apply_declared_types,
@@ -101,10 +101,13 @@ def save_profile(profile: dict[str, Any], uri: str) -> None:
     text = json.dumps(to_plain(profile), separators=(",", ":"), allow_nan=False) + "\n"
     if location.is_local:
         folder = Path(location.path)
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = folder / f".{PROFILE_FILE}.tmp"
-        staging.write_text(text)
-        staging.replace(folder / PROFILE_FILE)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            staging = folder / f".{PROFILE_FILE}.tmp"
+            staging.write_text(text)
+            staging.replace(folder / PROFILE_FILE)
+        except OSError as error:
+            raise StorageError(f"output.uri {uri}: cannot write {PROFILE_FILE}: {error}") from error
         return
     with tempfile.TemporaryDirectory(prefix="kubeloop-profile-") as scratch:
         (Path(scratch) / PROFILE_FILE).write_text(text)

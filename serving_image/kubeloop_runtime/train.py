@@ -47,6 +47,7 @@ from kubeloop_runtime.errors import (
     ConfigError,
     DatasetError,
     EstimatorError,
+    StorageError,
     TrainingError,
 )
 from kubeloop_runtime.estimators import build_estimator, check_param_names
@@ -373,14 +374,19 @@ def save_artifact(model: Any, metadata: dict[str, Any], uri: str) -> str:
             upload_folder(Path(scratch), location)
         return digest
     final = Path(location.path)
-    final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
         digest = write_artifact(staging, model, metadata)
-        if final.exists():
+        if final.is_dir():
             # A retried Job writes the same artifact again: replace the old one.
             shutil.rmtree(final)
         staging.rename(final)
+    except OSError as error:
+        # A read-only or full volume, a file where the folder should be: the user's to fix.
+        raise StorageError(
+            f"output.uri {uri}: cannot write the artifact folder: {error}"
+        ) from error
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -119,3 +119,14 @@ def test_profile_as_a_real_process(tmp_path: Path) -> None:
     result = read_termination(log)
     assert result["digest"] == content_digest(mixed_frame())
     assert result["format"] == "parquet"
+
+
+def test_unwritable_output_is_a_storage_error(tmp_path: Path) -> None:
+    log = tmp_path / "termination"
+    taken = tmp_path / "taken"
+    taken.write_text("a file where the output folder should be")
+    config = {"dataset": {"uri": "builtin://iris"}, "output": {"uri": str(taken / "profile")}}
+    assert main(["--config", json.dumps(config), "--termination-log", str(log)]) == 4
+    result = read_termination(log)
+    assert result["reason"] == "StorageError"
+    assert f"output.uri {taken / 'profile'}: cannot write profile.json" in result["message"]

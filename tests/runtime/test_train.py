@@ -13,7 +13,13 @@ from helpers_train import mixed_frame, read_termination, run_cli, train_config
 
 from kubeloop_runtime.artifact import load_model, read_metadata
 from kubeloop_runtime.config import parse_train_config
-from kubeloop_runtime.errors import ConfigError, DatasetError, EstimatorError, SchemaError
+from kubeloop_runtime.errors import (
+    ConfigError,
+    DatasetError,
+    EstimatorError,
+    SchemaError,
+    StorageError,
+)
 from kubeloop_runtime.termination import MESSAGE_LIMIT_BYTES, render_message
 from kubeloop_runtime.train import run_training
 
@@ -180,6 +186,15 @@ def test_retraining_into_the_same_folder_replaces_the_artifact(tmp_path: Path) -
     assert first["artifact"]["digest"] != second["artifact"]["digest"]
     assert read_metadata(out)["params"]["n_estimators"] == 6
     assert sorted(path.name for path in (tmp_path / "artifacts").iterdir()) == ["iris"]
+
+
+def test_unwritable_output_is_a_storage_error_leaving_nothing(tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("a file where the artifact folder should be")
+    with pytest.raises(StorageError, match=r"output\.uri .*taken: cannot write the artifact"):
+        train(taken)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["taken"]
+    assert taken.read_text() == "a file where the artifact folder should be"
 
 
 def test_builtin_class_names_label_only_the_builtin_target(tmp_path: Path) -> None:
