@@ -76,10 +76,9 @@ def fetch_artifact(uri: str, dest: Path, expected_digest: str | None) -> dict[st
     if into_existing:
         staging = dest / f".fetch-{uuid.uuid4().hex[:12]}"
     else:
-        dest.parent.mkdir(parents=True, exist_ok=True)
         staging = dest.parent / f".{dest.name}.fetch-{uuid.uuid4().hex[:12]}"
     try:
-        staging.mkdir()
+        staging.mkdir(parents=True)
         for name in ARTIFACT_FILES:
             try:
                 copy_to_local(source.child(name), staging / name)
@@ -87,6 +86,9 @@ def fetch_artifact(uri: str, dest: Path, expected_digest: str | None) -> dict[st
                 raise FetchError(f"{uri}: cannot fetch {name}: {error}") from error
         digest = verify_staged(staging, expected_digest, source)
         publish(staging, dest, into_existing)
+    except OSError as error:
+        # A read-only or full volume, a file on the destination's path: the user's to fix.
+        raise FetchError(f"--dest {dest}: cannot write the artifact: {error}") from error
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -110,6 +110,15 @@ def test_malformed_expected_digest(source: tuple[Path, str], tmp_path: Path) -> 
         fetch_artifact(str(source[0]), tmp_path / "dest", "md5:abc")
 
 
+def test_unwritable_destination_is_a_fetch_error(source: tuple[Path, str], tmp_path: Path) -> None:
+    folder, digest = source
+    taken = tmp_path / "taken"
+    taken.write_text("a file where the destination's parent should be")
+    with pytest.raises(FetchError, match=r"--dest .*taken/models: cannot write the artifact"):
+        fetch_artifact(str(folder), taken / "models", digest)
+    assert entries(tmp_path) == ["taken"]
+
+
 def test_fetch_over_http_on_loopback(source: tuple[Path, str], tmp_path: Path) -> None:
     folder, digest = source
     with serve_folder(folder.parent) as base:
