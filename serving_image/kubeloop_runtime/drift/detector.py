@@ -29,6 +29,9 @@ from kubeloop_runtime.drift.stattests import (
     check_feature,
 )
 
+# The InferenceService spec's default (monitoring.threshold): one rule wherever it is applied.
+DEFAULT_SHARE_THRESHOLD = 0.3
+
 
 @dataclass(frozen=True, slots=True)
 class Window:
@@ -130,7 +133,7 @@ def detect_data_drift(
     columns: Mapping[str, Sequence[Any] | np.ndarray],
     *,
     method: str = "auto",
-    share_threshold: float = 0.5,
+    share_threshold: float = DEFAULT_SHARE_THRESHOLD,
     feature_threshold: float | None = None,
 ) -> DataDrift:
     """Test every feature of the window against the reference; decide by drifted share."""

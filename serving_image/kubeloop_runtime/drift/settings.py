@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kubeloop_runtime.drift.detector import DEFAULT_SHARE_THRESHOLD
 from kubeloop_runtime.drift.stattests import METHODS
 
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -52,7 +53,7 @@ class DriftSettings(BaseSettings):
     """Per-feature test: auto (evidently's default choice), ks, wasserstein, psi, chisquare (chi2),
     jensenshannon or z."""
 
-    drift_threshold: float = Field(default=0.3, gt=0, le=1)
+    drift_threshold: float = Field(default=DEFAULT_SHARE_THRESHOLD, gt=0, le=1)
     """A window is drifted when this share of its features drifted (>=, like evidently's
     drift_share; the InferenceService spec's default, 0.3, is the default here too)."""
 
