@@ -425,6 +425,8 @@ def command_lines(layout: Layout, ports: devnode.NodePorts | None = None) -> dic
             f"--cluster-signing-key-file={pki / 'ca.key'}",
             # Without kubelets nothing else would ever delete terminated pods.
             "--terminated-pod-gc-threshold=100",
+            # Its default is under /usr/libexec, which it would create.
+            f"--flex-volume-plugin-dir={layout.root / 'volume-plugins'}",
             "--v=1",
         ],
     }
@@ -831,31 +833,58 @@ def import_node_images(layout: Layout) -> None:
 
 
 def load(layout: Layout, images: Sequence[str]) -> None:
-    """Copy images from the Docker engine into the node's containerd, like `kind load
-    docker-image`; an image containerd already has with the same id is skipped."""
+    """Copy images into the node's containerd, like `kind load docker-image`: each IMAGE is a
+    Docker engine's image (`docker save IMAGE | ctr images import -`) or a `docker save` tar
+    file. An image containerd already has under that name with the same id is skipped."""
     if not containerd_ready(layout):
         raise DevClusterError(f"the node's containerd is not running (start it: up); {layout.root}")
     for image in images:
-        inspected = subprocess.run(
-            ["docker", "image", "inspect", "--format", "{{.Id}}", image],
-            capture_output=True,
-            text=True,
+        if Path(image).is_file():
+            load_tar(layout, Path(image))
+        else:
+            load_from_docker(layout, image)
+
+
+def load_from_docker(layout: Layout, image: str) -> None:
+    inspected = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", image],
+        capture_output=True,
+        text=True,
+    )
+    if inspected.returncode != 0:
+        raise DevClusterError(f"docker has no image {image}: {inspected.stderr.strip()}")
+    wanted = inspected.stdout.strip()
+    if containerd_image_id(layout, image) == wanted:
+        print(f"{image}: already loaded ({wanted[:19]})")
+        return
+    began = time.monotonic()
+    with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:
+        imported = ctr(layout, "images", "import", "-", stdin=save.stdout)
+    if save.returncode != 0 or imported.returncode != 0:
+        raise DevClusterError(
+            f"loading {image}: docker save exited {save.returncode}; "
+            f"ctr import: {imported.stderr.decode().strip()}"
         )
-        if inspected.returncode != 0:
-            raise DevClusterError(f"docker has no image {image}: {inspected.stderr.strip()}")
-        wanted = inspected.stdout.strip()
-        if containerd_image_id(layout, image) == wanted:
-            print(f"{image}: already loaded ({wanted[:19]})")
-            continue
-        began = time.monotonic()
-        with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:
-            imported = ctr(layout, "images", "import", "-", stdin=save.stdout)
-        if save.returncode != 0 or imported.returncode != 0:
-            raise DevClusterError(
-                f"loading {image}: docker save exited {save.returncode}; "
-                f"ctr import: {imported.stderr.decode().strip()}"
-            )
-        print(f"{image}: loaded {wanted[:19]} in {time.monotonic() - began:.1f}s")
+    print(f"{image}: loaded {wanted[:19]} in {time.monotonic() - began:.1f}s")
+
+
+def load_tar(layout: Layout, tar: Path) -> None:
+    import tarfile
+
+    with tarfile.open(tar) as archive:
+        member = archive.extractfile("manifest.json")
+        manifest = json.loads(member.read()) if member else []
+    tagged = [(tag, entry["Config"]) for entry in manifest for tag in entry.get("RepoTags") or []]
+    if tagged and all(
+        containerd_image_id(layout, tag) == "sha256:" + Path(config).stem.removeprefix("sha256:")
+        for tag, config in tagged
+    ):
+        print(f"{tar}: already loaded ({', '.join(tag for tag, _ in tagged)})")
+        return
+    imported = ctr(layout, "images", "import", str(tar))
+    if imported.returncode != 0:
+        raise DevClusterError(f"importing {tar}: {imported.stderr.decode().strip()}")
+    print(f"{tar}: loaded {', '.join(tag for tag, _ in tagged) or '(untagged)'}")
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -1019,7 +1048,7 @@ def down_node(layout: Layout, quiet: bool) -> None:
         hostnet.flush_conntrack()
         hostnet.remove_bridge()
         hostnet.remove_cgroups()
-        hostnet.remove_kubelet_fixed_paths()
+        hostnet.remove_fixed_paths()
         hostnet.restore_sysctls(node.node / "sysctl-before.json")
     elif not quiet:
         print("another node runs on this machine: left the bridge and iptables alone")
@@ -1062,7 +1091,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("status", help="exit 0 when every component is healthy")
     sub.add_parser("env", help="print shell exports for KUBECONFIG and PATH")
     load_parser = sub.add_parser("load", help="copy images from the Docker engine to the node")
-    load_parser.add_argument("images", nargs="+", metavar="IMAGE")
+    load_parser.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="a Docker engine's image, or a docker-save tar"
+    )
     args = parser.parse_args(argv)
     if args.command == "up":
         # `up` means the node unless told otherwise, whatever mode the folder last ran in.

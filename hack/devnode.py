@@ -30,8 +30,23 @@ TESTKIT_IMAGE = "kubeloop.dev/testkit:dev"
 CNI_BIN_DIR = "/usr/lib/cni"
 LOCAL_PATH_NAMESPACE = "local-path-storage"
 STORAGE_CLASS = "standard"
-# Paths kubelet creates outside --root-dir whatever it is told (hard-coded in kubelet).
-KUBELET_FIXED_PATHS = ("/var/lib/kubelet/device-plugins", "/var/log/containers")
+CNI_NETWORK = "kubeloop"
+# Paths the node's components use outside their folder whatever they are told (hard-coded):
+KUBELET_DEVICE_PLUGINS = "/var/lib/kubelet/device-plugins"  # kubelet's device-plugin socket
+KUBELET_CONTAINER_LOGS = "/var/log/containers"  # kubelet's links to the Pods' logs
+CNI_RESULT_CACHE = "/var/lib/cni/results"  # libcni (in containerd) caches each ADD's result
+CONTAINERD_SHIM_SOCKETS = "/run/containerd/s"  # containerd 1.6's shim sockets
+# The controller manager probes FlexVolume plugins there unless told otherwise (it is told).
+FLEXVOLUME_DEFAULT = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec"
+# Folders `down` removes when they are left empty: each with its empty parents up to the
+# first folder one of these programs created.
+SHARED_FOLDERS = (
+    (KUBELET_DEVICE_PLUGINS, "/var/lib/kubelet"),
+    (KUBELET_CONTAINER_LOGS, KUBELET_CONTAINER_LOGS),
+    (CNI_RESULT_CACHE, "/var/lib/cni"),
+    (CONTAINERD_SHIM_SOCKETS, "/run/containerd"),
+    (FLEXVOLUME_DEFAULT, "/usr/libexec/kubernetes"),
+)
 
 
 @dataclass(frozen=True)
@@ -210,7 +225,7 @@ def cni_conflist(node: NodeLayout) -> dict[str, Any]:
     firewall plugin (it admits Pod traffic even when a Docker engine set FORWARD to DROP)."""
     return {
         "cniVersion": "1.0.0",
-        "name": "kubeloop",
+        "name": CNI_NETWORK,
         "plugins": [
             {
                 "type": "bridge",

@@ -36,6 +36,8 @@ KUBELET_SYSCTLS = (
     "kernel/keys/root_maxkeys",
     "kernel/keys/root_maxbytes",
 )
+# The bridge plugin turns IPv4 forwarding on for a gateway bridge (isGateway).
+IP_FORWARD = "net/ipv4/ip_forward"
 
 
 def run(argv: list[str], check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -246,19 +248,36 @@ def remove_cgroups() -> None:
             directory.rmdir()  # only empty ones go: a cgroup with tasks refuses
 
 
-def remove_kubelet_fixed_paths() -> None:
-    device_plugins = Path(devnode.KUBELET_FIXED_PATHS[0])
-    shutil.rmtree(device_plugins, ignore_errors=True)
-    # /var/lib/kubelet itself only if kubelet made it and left nothing else there.
-    with contextlib.suppress(OSError):
-        device_plugins.parent.rmdir()
-    containers = Path(devnode.KUBELET_FIXED_PATHS[1])
+def remove_fixed_paths() -> None:
+    """Remove what the node leaves outside its folder because the path is hard-coded:
+    kubelet's device-plugin socket folder and /var/log/containers links, libcni's result cache
+    (/var/lib/cni/results/<network>-<container>-<if>), containerd's shim socket folder
+    (/run/containerd/s), and the FlexVolume folder the controller manager probes. Folders go
+    only when empty: another program may share them."""
+    shutil.rmtree(devnode.KUBELET_DEVICE_PLUGINS, ignore_errors=True)
+    containers = Path(devnode.KUBELET_CONTAINER_LOGS)
     if containers.is_dir():
         for link in containers.iterdir():
             if link.is_symlink():
                 link.unlink()
-        with contextlib.suppress(OSError):
-            containers.rmdir()
+    results = Path(devnode.CNI_RESULT_CACHE)
+    if results.is_dir():
+        for cached in results.glob(f"{devnode.CNI_NETWORK}-*"):
+            cached.unlink(missing_ok=True)
+    for folder, top in devnode.SHARED_FOLDERS:
+        remove_empty_up(Path(folder), Path(top))
+
+
+def remove_empty_up(folder: Path, top: Path) -> None:
+    """rmdir `folder` and its parents up to `top`, stopping at the first that is not empty."""
+    while folder == top or top in folder.parents:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        folder = folder.parent
 
 
 # --- kernel settings ------------------------------------------------------------------------
@@ -273,18 +292,23 @@ def read_sysctls(names: Iterable[str]) -> dict[str, str]:
 
 
 def save_sysctls(record: Path) -> None:
-    """Record the settings kubelet will change, unless a record exists: after a killed run the
-    current values are kubelet's, the record holds the machine's."""
+    """Record the settings kubelet and the bridge plugin will change, unless a record exists:
+    after a killed run the current values are theirs, the record holds the machine's."""
     if not record.exists():
         record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(read_sysctls(KUBELET_SYSCTLS), indent=2) + "\n")
+        values = read_sysctls((*KUBELET_SYSCTLS, IP_FORWARD))
+        record.write_text(json.dumps(values, indent=2) + "\n")
 
 
 def restore_sysctls(record: Path) -> None:
+    """Put back what `save_sysctls` recorded. IPv4 forwarding stays on while a Docker engine
+    runs: it needs it too, and it turned it on itself if it started after us."""
     try:
         values = json.loads(record.read_text())
     except (OSError, ValueError):
         return
+    if any(p.name == "dockerd" for p in processes()):
+        values.pop(IP_FORWARD, None)
     for name, value in values.items():
         with contextlib.suppress(OSError):
             (Path("/proc/sys") / name).write_text(value + "\n")
