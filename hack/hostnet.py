@@ -260,12 +260,28 @@ def remove_fixed_paths() -> None:
         for link in containers.iterdir():
             if link.is_symlink():
                 link.unlink()
+    remove_stale_sockets(Path(devnode.CONTAINERD_SHIM_SOCKETS))
     results = Path(devnode.CNI_RESULT_CACHE)
     if results.is_dir():
         for cached in results.glob(f"{devnode.CNI_NETWORK}-*"):
             cached.unlink(missing_ok=True)
     for folder, top in devnode.SHARED_FOLDERS:
         remove_empty_up(Path(folder), Path(top))
+
+
+def remove_stale_sockets(folder: Path) -> None:
+    """Remove the socket files in `folder` no process listens on: a shim killed with SIGKILL
+    leaves its socket. Live ones (ours or another containerd's) are in /proc/net/unix."""
+    if not folder.is_dir():
+        return
+    try:
+        lines = Path("/proc/net/unix").read_text().splitlines()[1:]
+    except OSError:
+        return
+    bound = {fields[7] for fields in (line.split() for line in lines) if len(fields) > 7}
+    for entry in folder.iterdir():
+        if entry.is_socket() and str(entry) not in bound:
+            entry.unlink(missing_ok=True)
 
 
 def remove_empty_up(folder: Path, top: Path) -> None:
