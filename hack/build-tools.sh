@@ -38,7 +38,11 @@ up_to_date() {
   for b in "$@"; do [[ -x $bin/$b ]] || return 1; done
 }
 
-stamp() { echo "$2" > "$bin/.stamp-$1"; built=$((built + 1)); }
+# stamp GROUP WANT: record a built group (each group sets group_start when it begins).
+stamp() {
+  echo "$2" > "$bin/.stamp-$1"; built=$((built + 1))
+  echo "  $1 built in $(( $(date +%s) - group_start ))s"
+}
 
 minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
 ldflags=""
@@ -53,6 +57,7 @@ done
 kube=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
 want="k8s=$KUBERNETES_VERSION $(digest "$tools/kube/go.mod" "$tools/kube/go.sum") $recipe"
 if ! up_to_date kube "$want" "${kube[@]}"; then
+  group_start=$(date +%s)
   echo "building ${kube[*]} $KUBERNETES_VERSION"
   (cd "$tools/kube" && go build -trimpath -ldflags "$ldflags" -o "$bin/" \
     "${kube[@]/#/k8s.io/kubernetes/cmd/}")
@@ -61,6 +66,7 @@ fi
 
 want="etcd=$ETCD_VERSION $(digest "$tools/etcd/go.mod" "$tools/etcd/go.sum") $recipe"
 if ! up_to_date etcd "$want" etcd; then
+  group_start=$(date +%s)
   echo "building etcd $ETCD_VERSION"
   (cd "$tools/etcd" && go build -trimpath -o "$bin/etcd" go.etcd.io/etcd/server/v3)
   stamp etcd "$want"
@@ -70,6 +76,7 @@ fi
 # (hack/tools/coredns/main.go): the upstream main links every plugin and its cloud SDKs.
 want="coredns=$COREDNS_VERSION $(digest "$tools/coredns/"{go.mod,go.sum,main.go}) $recipe"
 if ! up_to_date coredns "$want" coredns; then
+  group_start=$(date +%s)
   echo "building coredns $COREDNS_VERSION"
   (cd "$tools/coredns" && go build -trimpath -o "$bin/coredns" .)
   stamp coredns "$want"
@@ -77,6 +84,7 @@ fi
 
 want="lpp=$LOCAL_PATH_PROVISIONER_VERSION $(digest "$tools/local-path/go.mod" "$tools/local-path/go.sum") $recipe"
 if ! up_to_date local-path "$want" local-path-provisioner; then
+  group_start=$(date +%s)
   echo "building local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION"
   (cd "$tools/local-path" && go build -trimpath \
     -ldflags "-X main.VERSION=$LOCAL_PATH_PROVISIONER_VERSION" \
@@ -88,6 +96,7 @@ fi
 images=$repo/hack/nodeimages
 want="nodeimages $(cd "$images" && find . -type f | sort | xargs cat | sha256sum | cut -c1-16) $recipe"
 if ! up_to_date nodeimages "$want" pause local-path-helper testkit; then
+  group_start=$(date +%s)
   echo "building pause, local-path-helper, testkit (hack/nodeimages)"
   (cd "$images" && go build -trimpath -ldflags "-s -w" -o "$bin/" ./pause ./local-path-helper ./testkit)
   stamp nodeimages "$want"
@@ -95,6 +104,7 @@ fi
 
 want="helm=$HELM_VERSION kubeconform=$KUBECONFORM_VERSION $recipe"
 if ! up_to_date clis "$want" helm kubeconform; then
+  group_start=$(date +%s)
   echo "building helm $HELM_VERSION, kubeconform $KUBECONFORM_VERSION"
   GOBIN=$bin GOFLAGS= go install -trimpath \
     -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
