@@ -921,8 +921,34 @@ def node_prerequisites() -> list[str]:
     return problems
 
 
+# Node components that keep no state of their own: one that died is restarted alone, without
+# draining the node (the others, containerd and kubelet above all, restart the whole cluster).
+RESTARTABLE = ("kube-scheduler", "kube-proxy", "coredns", "local-path-provisioner")
+
+
+def heal(layout: Layout) -> bool:
+    """Restart the stateless node components that are not running, if everything else is
+    healthy; whether the cluster is up afterwards."""
+    ports = read_ports(layout)
+    if not layout.node or ports is None:
+        return False
+    dead = [c for c in layout.components if running_pid(layout, c) is None]
+    if not dead or not set(dead) <= set(RESTARTABLE):
+        return False
+    checks = node_checks(layout, ports)
+    if not (apiserver_ready(layout) and checks["kubelet"][1]()):
+        return False
+    argv = command_lines(layout, ports)
+    for component in dead:
+        process = start(layout, component, argv[component])
+        what, check = checks[component]
+        wait_until(what, check, 60, layout, component, process)
+        print(f"restarted {component}")
+    return is_up(layout)
+
+
 def up(layout: Layout) -> None:
-    if is_up(layout):
+    if is_up(layout) or heal(layout):
         print(f"devcluster already running: {layout.kubeconfig}")
         return
     if not layout.node:
