@@ -615,6 +615,17 @@ def stop(layout: Layout, components: Sequence[str], quiet: bool) -> None:
 # --- health ---------------------------------------------------------------------------------
 
 
+def open_direct(
+    request: urllib.request.Request | str, timeout: float, context: ssl.SSLContext | None = None
+) -> Any:
+    """urlopen that never goes through a proxy from the environment: every address we talk to is
+    on this machine (loopback, or the node's gateway)."""
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    return urllib.request.build_opener(*handlers).open(request, timeout=timeout)
+
+
 @functools.cache
 def _admin_ssl(layout: Layout) -> ssl.SSLContext:
     # Built once per cluster: the readiness loops poll every 100 ms.
@@ -637,9 +648,7 @@ def api_request(
     if data is not None:
         request.add_header("Content-Type", content_type)
     try:
-        with urllib.request.urlopen(
-            request, context=_admin_ssl(layout), timeout=timeout
-        ) as response:
+        with open_direct(request, timeout, _admin_ssl(layout)) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -688,7 +697,7 @@ def apply(layout: Layout, objects: Sequence[dict[str, Any]]) -> None:
 def etcd_healthy(layout: Layout) -> bool:
     try:
         url = f"http://127.0.0.1:{layout.etcd_port}/health"
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with open_direct(url, timeout=1) as response:
             return bool(json.loads(response.read()).get("health") == "true")
     except (OSError, ValueError):
         return False
@@ -709,7 +718,7 @@ def controllers_ready(layout: Layout) -> bool:
 def http_ok(url: str, insecure: bool = False) -> bool:
     context = ssl._create_unverified_context() if insecure else None
     try:
-        with urllib.request.urlopen(url, timeout=1, context=context) as response:
+        with open_direct(url, timeout=1, context=context) as response:
             return bool(response.status == 200)
     except (OSError, ssl.SSLError):
         return False
