@@ -180,6 +180,14 @@ class DevClusterError(RuntimeError):
 def ensure_pki(pki: Path) -> None:
     """Create the CA, the serving and client certificates and the service-account key, each once:
     a folder made by an older version gains only what it lacks, and keeps its CA."""
+    wanted_ips = ["127.0.0.1", "::1", SERVICE_IP, devnode.GATEWAY]
+    # The serving certificate's addresses, recorded when it is issued: the common case (nothing
+    # to issue) then needs no `cryptography`, as before the node existed.
+    sans_record = pki / "apiserver.ips"
+    files = ["ca.crt", "ca.key", "apiserver.crt", "sa.key", *(f"{c}.crt" for c in CLIENTS)]
+    complete = all((pki / f).exists() for f in (*files, "apiserver.ips"))
+    if complete and sans_record.read_text().split() == wanted_ips:
+        return
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -262,7 +270,7 @@ def ensure_pki(pki: Path) -> None:
 
     dns = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
     dns.append(f"kubernetes.default.svc.{devnode.CLUSTER_DOMAIN}")
-    ips = [ipaddress.ip_address(i) for i in ("127.0.0.1", "::1", SERVICE_IP, devnode.GATEWAY)]
+    ips = [ipaddress.ip_address(i) for i in wanted_ips]
     if not _names_ips(pki / "apiserver.crt", ips):
         issue(
             "apiserver",
@@ -270,6 +278,7 @@ def ensure_pki(pki: Path) -> None:
             ExtendedKeyUsageOID.SERVER_AUTH,
             [x509.DNSName(d) for d in dns] + [x509.IPAddress(i) for i in ips],
         )
+    sans_record.write_text(" ".join(wanted_ips) + "\n")
     for file, (user, group) in CLIENTS.items():
         if not (pki / f"{file}.crt").exists():
             issue(file, name(user, group), ExtendedKeyUsageOID.CLIENT_AUTH, [])
