@@ -1043,9 +1043,24 @@ def start_node(
             print(f"node {devnode.NODE_NAME} Ready {time.monotonic() - began:.1f}s after kubelet")
 
 
+TERMINAL = ("Succeeded", "Failed")
+
+
+def pods_on_node(pods: Sequence[dict[str, Any]]) -> list[str]:
+    """The Pods kubelet still runs: bound to a node and not in a terminal phase (kubelet reports
+    the terminal phase once it has stopped the containers and torn down the sandbox)."""
+    return [
+        f"{p['metadata']['namespace']}/{p['metadata']['name']}"
+        for p in pods
+        if p.get("spec", {}).get("nodeName") and p.get("status", {}).get("phase") not in TERMINAL
+    ]
+
+
 def drain(layout: Layout, timeout: float = 60) -> None:
-    """Delete every Pod and wait until kubelet has stopped them: a kubelet stopped while Pods
-    terminate leaks their network (CNI chains, address leases)."""
+    """Delete every Pod and wait until kubelet has stopped those it ran: a kubelet stopped while
+    Pods terminate leaks their network (CNI chains, address leases). The scheduler is stopped
+    first, so replacements stay Pending; the controller manager still runs, so finalizers it
+    owns (a Job's Pod tracking) do not hold the wait."""
     status, body = api_get(layout, "/api/v1/pods")
     if status != 200:
         return
@@ -1055,7 +1070,7 @@ def drain(layout: Layout, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status, body = api_get(layout, "/api/v1/pods")
-        if status != 200 or not json.loads(body)["items"]:
+        if status != 200 or not pods_on_node(json.loads(body)["items"]):
             return
         time.sleep(0.2)
 
@@ -1074,11 +1089,13 @@ def down(layout: Layout, quiet: bool = False, purge: bool = False) -> None:
 
 def down_node(layout: Layout, quiet: bool) -> None:
     node = layout.node_layout
-    # Nothing may create, schedule or provision Pods while they are drained.
-    stop(layout, ["kube-controller-manager", "kube-scheduler", "local-path-provisioner"], quiet)
+    # Nothing may place or provision Pods on the node while it is drained.
+    stop(layout, ["kube-scheduler", "local-path-provisioner"], quiet)
     if running_pid(layout, "kubelet") and apiserver_ready(layout):
         drain(layout)
-    stop(layout, ["kube-proxy", "coredns", "kubelet", "containerd"], quiet)
+    stop(
+        layout, ["kube-controller-manager", "kube-proxy", "coredns", "kubelet", "containerd"], quiet
+    )
     stop(layout, ["kube-apiserver", "etcd"], quiet)
     hostnet.kill_containers(node)
     alone = not hostnet.other_nodes(layout.root)

@@ -213,3 +213,22 @@ def test_pki_gives_each_component_its_identity_and_keeps_an_existing_ca(tmp_path
         devnode.GATEWAY,
         devcluster.SERVICE_IP,
     }
+
+
+def test_drain_waits_only_for_pods_kubelet_still_runs() -> None:
+    def pod(name: str, node: str | None, phase: str) -> dict[str, object]:
+        spec = {"nodeName": node} if node else {}
+        return {
+            "metadata": {"namespace": "ns", "name": name},
+            "spec": spec,
+            "status": {"phase": phase},
+        }
+
+    pods = [
+        pod("running", "kubeloop-node", "Running"),
+        pod("stopping", "kubeloop-node", "Pending"),  # bound, containers not yet started
+        pod("done", "kubeloop-node", "Succeeded"),  # a finalizer may keep it: kubelet is done
+        pod("failed", "kubeloop-node", "Failed"),
+        pod("unscheduled", None, "Pending"),  # a replacement the stopped scheduler never placed
+    ]
+    assert devcluster.pods_on_node(pods) == ["ns/running", "ns/stopping"]

@@ -11,8 +11,10 @@ import json
 import os
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -22,6 +24,18 @@ import hostnet
 from support import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, TESTKIT_IMAGE
 
 RUNS_LAST = True
+POD_SPEC = {
+    "securityContext": RESTRICTED_POD_SECURITY,
+    "terminationGracePeriodSeconds": 5,
+    "containers": [
+        {
+            "name": "web",
+            "image": TESTKIT_IMAGE,
+            "command": ["/testkit", "serve", ":8080"],
+            "securityContext": RESTRICTED_CONTAINER_SECURITY,
+        }
+    ],
+}
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [
     pytest.mark.cluster,
@@ -47,28 +61,22 @@ def local_node(kubeconfig: str) -> devcluster.Layout:
     return layout
 
 
+class RunningPod(NamedTuple):
+    kubectl: list[str]  # the command line that reaches the cluster
+    namespace: str
+    wait_ready: list[str]  # the command line that waits until the Pod is Ready
+
+
 @pytest.fixture(scope="module")
-def running_pod(local_node: devcluster.Layout, kubeconfig: str) -> list[str]:
-    """A running Pod, so there is network state (veth, chains, a lease) and mounts to undo;
-    returns the kubectl command line to reach the cluster."""
+def running_pod(local_node: devcluster.Layout, kubeconfig: str) -> RunningPod:
+    """A running Pod, so there is network state (veth, chains, a lease) and mounts to undo."""
     kubectl = [str(local_node.bin / "kubectl"), f"--kubeconfig={kubeconfig}"]
     namespace = f"t-down-{uuid.uuid4().hex[:6]}"
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "running", "namespace": namespace},
-        "spec": {
-            "securityContext": RESTRICTED_POD_SECURITY,
-            "terminationGracePeriodSeconds": 5,
-            "containers": [
-                {
-                    "name": "web",
-                    "image": TESTKIT_IMAGE,
-                    "command": ["/testkit", "serve", ":8080"],
-                    "securityContext": RESTRICTED_CONTAINER_SECURITY,
-                }
-            ],
-        },
+        "spec": POD_SPEC,
     }
     subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
     subprocess.run(
@@ -79,11 +87,11 @@ def running_pod(local_node: devcluster.Layout, kubeconfig: str) -> list[str]:
     subprocess.run(
         [*kubectl, *wait_ready, "--timeout=60s"], check=True, capture_output=True, timeout=70
     )
-    return [*kubectl, *wait_ready]
+    return RunningPod(kubectl, namespace, [*kubectl, *wait_ready])
 
 
 def test_up_restarts_a_dead_stateless_component_alone(
-    local_node: devcluster.Layout, running_pod: list[str]
+    local_node: devcluster.Layout, running_pod: RunningPod
 ) -> None:
     before = {c: devcluster.running_pid(local_node, c) for c in local_node.components}
     pid = before["coredns"]
@@ -98,11 +106,14 @@ def test_up_restarts_a_dead_stateless_component_alone(
         c: p for c, p in before.items() if c != "coredns"
     }  # nothing else restarted, nothing drained
     assert after["coredns"] not in (None, pid)
-    assert subprocess.run([*running_pod, "--timeout=5s"], capture_output=True).returncode == 0
+    assert (
+        subprocess.run([*running_pod.wait_ready, "--timeout=5s"], capture_output=True).returncode
+        == 0
+    )
 
 
 def test_up_recovers_from_a_killed_run(
-    local_node: devcluster.Layout, running_pod: list[str]
+    local_node: devcluster.Layout, running_pod: RunningPod
 ) -> None:
     for component in local_node.components:
         pid = devcluster.running_pid(local_node, component)
@@ -115,18 +126,39 @@ def test_up_recovers_from_a_killed_run(
     assert up.returncode == 0, up.stderr
     assert devcluster_cli("status").returncode == 0
     # The Pod is started again by the new kubelet.
-    again = subprocess.run([*running_pod, "--timeout=90s"], capture_output=True, timeout=100)
+    again = subprocess.run(
+        [*running_pod.wait_ready, "--timeout=90s"], capture_output=True, timeout=100
+    )
     assert again.returncode == 0, again.stderr
 
 
 def test_down_leaves_nothing_of_the_node_behind(
-    local_node: devcluster.Layout, running_pod: list[str]
+    local_node: devcluster.Layout, running_pod: RunningPod
 ) -> None:
     layout = local_node
+    kubectl, namespace = running_pod.kubectl, running_pod.namespace
+    # A Job's Pod carries a finalizer the controller manager removes: it must not hold the drain.
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "busy", "namespace": namespace},
+        "spec": {"template": {"spec": {**POD_SPEC, "restartPolicy": "Never"}}},
+    }
+    subprocess.run(
+        [*kubectl, "create", "-f", "-"], input=json.dumps(job), text=True, check=True,
+        capture_output=True,
+    )  # fmt: skip
+    subprocess.run(
+        [*kubectl, "wait", "-n", namespace, "--for=condition=Ready", "pod", "-l", "job-name=busy",
+         "--timeout=60s"],
+        check=True, capture_output=True, timeout=70,
+    )  # fmt: skip
     assert hostnet.mounts_under(layout.root)
 
+    began = time.monotonic()
     down = devcluster_cli("down")
     assert down.returncode == 0, down.stderr
+    assert time.monotonic() - began < 45  # the drain did not wait out its 60 s timeout
 
     marker = str(layout.root)
     assert [p.argv for p in hostnet.processes() if any(marker in a for a in p.argv)] == []
