@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -113,47 +115,74 @@ class CaptureSchema:
 class PartColumns:
     """The records of one part, column by column, before they become a table.
 
-    ``features`` holds one list or array per feature (prediction records only); feedback
-    records follow the prediction records and have nulls there.
+    Prediction records come first (``seqs`` … ``labels``, aligned), then the feedback records.
+    ``features`` holds one array or list per feature; ``predictions`` is the class position per
+    row (classification, looked up in ``class_values``) or the predicted value (regression).
+    ``labels`` is None when no prediction record has a label yet.
     """
 
-    ids: list[str]
-    times: list[float]  # seconds since the epoch
+    instance: str  # the prediction-id prefix of this process
+    seqs: npt.NDArray[np.int64]
+    times: npt.NDArray[np.float64]  # seconds since the epoch
     features: list[Any]
-    predictions: list[Any]
-    labels: list[Any]
-    feedback_ids: list[str]
+    predictions: npt.NDArray[Any]
+    labels: list[Any] | None
+    feedback_seqs: list[int]
     feedback_times: list[float]
     feedback_labels: list[Any]
 
 
-def build_part(schema: CaptureSchema, columns: PartColumns) -> bytes:
-    """The Parquet bytes of one part (one row group, zstd-compressed)."""
-    predictions = len(columns.ids)
-    feedback = len(columns.feedback_ids)
+def _ids(instance: str, seqs: npt.NDArray[np.int64] | list[int]) -> pa.Array:
+    numbers = pc.cast(pa.array(seqs, pa.int64()), pa.string())
+    return pc.binary_join_element_wise(instance, numbers, "-")
+
+
+def _times(seconds: npt.NDArray[np.float64] | list[float]) -> pa.Array:
+    micros = np.round(np.asarray(seconds, dtype=np.float64) * 1_000_000).astype(np.int64)
+    return pa.array(micros, pa.int64()).cast(_TIME_TYPE)
+
+
+def build_part(
+    schema: CaptureSchema, columns: PartColumns, class_values: Sequence[Any] | None
+) -> bytes:
+    """The Parquet bytes of one part (one row group). Vectorised: no Python loop per row."""
+    predictions = len(columns.seqs)
+    feedback = len(columns.feedback_seqs)
     arrow = schema.arrow_schema()
 
-    def padded(values: Any, field: pa.Field) -> pa.Array:
-        head = pa.array(values, type=field.type, from_pandas=True)
-        if not feedback:
-            return head
-        return pa.concat_arrays([head, pa.nulls(feedback, type=field.type)])
+    def padded(head: pa.Array, kind: pa.DataType) -> pa.Array:
+        return pa.concat_arrays([head, pa.nulls(feedback, type=kind)]) if feedback else head
 
-    times = [*columns.times, *columns.feedback_times]
+    kinds = [PREDICTION_RECORD] * predictions + [FEEDBACK_RECORD] * feedback
     arrays: list[pa.Array] = [
-        pa.array([PREDICTION_RECORD] * predictions + [FEEDBACK_RECORD] * feedback, pa.string()),
-        pa.array([*columns.ids, *columns.feedback_ids], pa.string()),
-        pa.array([round(t * 1_000_000) for t in times], pa.int64()).cast(_TIME_TYPE),
+        pa.array(kinds, pa.string()),
+        pa.concat_arrays(
+            [_ids(columns.instance, columns.seqs), _ids(columns.instance, columns.feedback_seqs)]
+        ),
+        pa.concat_arrays([_times(columns.times), _times(columns.feedback_times)]),
         pa.array([schema.model_version] * (predictions + feedback), pa.string()),
     ]
     for position, values in enumerate(columns.features):
-        arrays.append(padded(values, arrow.field(4 + position)))
-    arrays.append(padded(columns.predictions, arrow.field(PREDICTION)))
-    target_field = arrow.field(schema.target)
-    arrays.append(pa.array([*columns.labels, *columns.feedback_labels], type=target_field.type))
+        kind = arrow.field(4 + position).type
+        arrays.append(padded(pa.array(values, type=kind, from_pandas=True), kind))
+    target = schema.target_type
+    if class_values is not None:
+        positions = pa.array(np.asarray(columns.predictions, dtype=np.int64))
+        outcome = pc.take(pa.array(list(class_values), target), positions)
+    else:
+        outcome = pa.array(columns.predictions, target)
+    arrays.append(padded(outcome, target))
+    if columns.labels is None:
+        own = pa.nulls(predictions, type=target)
+    else:
+        own = pa.array(columns.labels, type=target)
+    arrays.append(pa.concat_arrays([own, pa.array(columns.feedback_labels, type=target)]))
     table = pa.Table.from_arrays(arrays, schema=arrow)
+    strings = [field.name for field in arrow if pa.types.is_string(field.type) and field.name != ID]
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    # Dictionary encoding only where values repeat (record kind, version, categories): on
+    # float columns it costs five times the write for nothing.
+    pq.write_table(table, sink, compression="snappy", use_dictionary=strings)
     return sink.getvalue()
 
 

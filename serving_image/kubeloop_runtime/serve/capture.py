@@ -76,22 +76,30 @@ class CaptureLimits:
     max_bytes: int = 1 << 30
 
 
-@dataclass(slots=True)
-class _Batch:
-    """Rows of one predict call, as the server had them (never modified afterwards)."""
+# One queued predict call: (rows, count, time, features, outcome). ``rows`` is the first row's
+# number when the rows are numbered on from it, or the array of their numbers when sampling
+# left gaps; ``outcome`` holds class positions (classification) or predicted values. A plain
+# tuple: it is built once per predict call on the event loop, where a class costs a microsecond.
+_Queued = tuple[int | npt.NDArray[np.int64], int, float, FeatureMatrix, npt.NDArray[Any]]
 
-    seqs: npt.NDArray[np.int64] | range  # row numbers, aligned with the rows
-    time: float
-    features: FeatureMatrix
-    outcome: npt.NDArray[Any]  # class positions (classification) or predicted values
 
-    def __len__(self) -> int:
-        return len(self.seqs)
+def _seq_array(item: _Queued) -> npt.NDArray[np.int64]:
+    rows, count = item[0], item[1]
+    if isinstance(rows, int):
+        return np.arange(rows, rows + count, dtype=np.int64)
+    return rows
 
-    def split(self, count: int) -> tuple[_Batch, _Batch]:
-        head = _Batch(self.seqs[:count], self.time, self.features[:count], self.outcome[:count])
-        tail = _Batch(self.seqs[count:], self.time, self.features[count:], self.outcome[count:])
-        return head, tail
+
+def _split(item: _Queued, head: int) -> tuple[_Queued, _Queued]:
+    """The first ``head`` rows of a queued batch, and the rest."""
+    rows, count, when, features, outcome = item
+    if isinstance(rows, int):
+        first: _Queued = (rows, head, when, features[:head], outcome[:head])
+        rest: _Queued = (rows + head, count - head, when, features[head:], outcome[head:])
+    else:
+        first = (rows[:head], head, when, features[:head], outcome[:head])
+        rest = (rows[head:], count - head, when, features[head:], outcome[head:])
+    return first, rest
 
 
 @dataclass
@@ -128,9 +136,12 @@ class CaptureWriter:
         self.limits = limits
         self.stats = CaptureStats()
         self._threshold = sample_threshold(limits.sample_rate)
-        self._class_values = None if class_values is None else np.array(class_values, dtype=object)
+        self._sampling = self._threshold < (1 << 32)
+        self._buffer_rows = limits.buffer_rows
+        self._part_rows = limits.max_rows_per_part
+        self._class_values = class_values
         self._numeric = all(kind == "number" for _, kind in schema.features)
-        self._batches: deque[_Batch] = deque()
+        self._batches: deque[_Queued] = deque()
         self._labels: deque[tuple[int, float, Any]] = deque()
         self._wake = threading.Event()
         self._stopping = False
@@ -140,11 +151,12 @@ class CaptureWriter:
 
     # -- event loop side ---------------------------------------------------------------------
     def add(self, first: int, features: FeatureMatrix, prediction: Prediction) -> None:
-        """Queue the rows of one predict call (numbered from ``first``)."""
-        count = len(prediction.labels)
+        """Queue the rows of one predict call (numbered from ``first``). The hot path."""
         index = prediction.class_index
-        outcome = index if index is not None else prediction.labels
-        if self._threshold < (1 << 32):
+        outcome = prediction.labels if index is None else index
+        count = len(outcome)
+        rows: int | npt.NDArray[np.int64] = first
+        if self._sampling:
             if count == 1:
                 if not is_sampled(first, self._threshold):
                     return
@@ -154,20 +166,16 @@ class CaptureWriter:
                 if kept == 0:
                     return
                 if kept < count:
-                    seqs = np.arange(first, first + count, dtype=np.int64)[mask]
-                    self._queue(_Batch(seqs, time.time(), features[mask], outcome[mask]))
-                    return
-        self._queue(_Batch(range(first, first + count), time.time(), features, outcome))
-
-    def _queue(self, batch: _Batch) -> None:
+                    rows = np.arange(first, first + count, dtype=np.int64)[mask]
+                    features, outcome, count = features[mask], outcome[mask], kept
         stats = self.stats
-        rows = len(batch)
-        if stats.queued - stats.taken + rows > self.limits.buffer_rows:
-            stats.dropped_buffer_full += rows
+        waiting = stats.queued - stats.taken + count
+        if waiting > self._buffer_rows:
+            stats.dropped_buffer_full += count
             return
-        self._batches.append(batch)
-        stats.queued += rows
-        if stats.queued - stats.taken >= self.limits.max_rows_per_part and not self._wake.is_set():
+        self._batches.append((rows, count, time.time(), features, outcome))
+        stats.queued += count
+        if waiting >= self._part_rows and not self._wake.is_set():
             self._wake.set()
 
     def label(self, seq: int, value: Any) -> None:
@@ -217,16 +225,16 @@ class CaptureWriter:
                 written += 1
         return written
 
-    def _take(self, limit: int) -> tuple[list[_Batch], list[tuple[int, float, Any]]]:
-        batches: list[_Batch] = []
+    def _take(self, limit: int) -> tuple[list[_Queued], list[tuple[int, float, Any]]]:
+        batches: list[_Queued] = []
         rows = 0
         while self._batches and rows < limit:
             batch = self._batches.popleft()
-            if rows + len(batch) > limit:
-                batch, rest = batch.split(limit - rows)
+            if rows + batch[1] > limit:
+                batch, rest = _split(batch, limit - rows)
                 self._batches.appendleft(rest)
             batches.append(batch)
-            rows += len(batch)
+            rows += batch[1]
         labels: list[tuple[int, float, Any]] = []
         while self._labels and rows < limit:
             labels.append(self._labels.popleft())
@@ -234,73 +242,73 @@ class CaptureWriter:
         self.stats.taken += rows
         return batches, labels
 
-    def _write(self, batches: list[_Batch], labels: list[tuple[int, float, Any]]) -> bool:
+    def _write(self, batches: list[_Queued], labels: list[tuple[int, float, Any]]) -> bool:
         columns = self._columns(batches, labels)
-        records = len(columns.ids) + len(columns.feedback_ids)
+        records = len(columns.seqs) + len(columns.feedback_seqs)
         name = part_name(datetime.now(UTC), self.schema.pod, self._seq)
         self._seq += 1
         try:
-            data = build_part(self.schema, columns)
+            data = build_part(self.schema, columns, self._class_values)
             write_file_atomically(self.folder.child(name), data)
         except Exception as error:  # storage down, disk full: capture must not stop serving
             self.stats.dropped_write_error += records
             log.warning("capture: dropped %d records, cannot write %s: %s", records, name, error)
             return False
-        self.stats.prediction_rows += len(columns.ids)
-        self.stats.feedback_rows += len(columns.feedback_ids)
+        self.stats.prediction_rows += len(columns.seqs)
+        self.stats.feedback_rows += len(columns.feedback_seqs)
         self.stats.parts += 1
         self._own_parts.append((name, len(data)))
         self._enforce_retention()
         return True
 
-    def _columns(self, batches: list[_Batch], labels: list[tuple[int, float, Any]]) -> PartColumns:
-        seqs: list[int] = []
-        times: list[float] = []
-        for batch in batches:
-            seqs.extend(int(seq) for seq in batch.seqs)
-            times.extend([batch.time] * len(batch))
-        prefix = self.instance
-        ids = [f"{prefix}-{seq}" for seq in seqs]
-        features = self._feature_columns(batches)
-        outcome = (
-            np.concatenate([np.asarray(batch.outcome) for batch in batches])
-            if batches
-            else np.empty(0)
-        )
-        if self._class_values is not None:
-            predictions: Any = self._class_values[outcome.astype(np.intp)].tolist()
+    def _columns(self, batches: list[_Queued], labels: list[tuple[int, float, Any]]) -> PartColumns:
+        lengths = [batch[1] for batch in batches]
+        times = np.repeat(np.array([batch[2] for batch in batches], dtype=np.float64), lengths)
+        if all(isinstance(batch[0], int) for batch in batches):
+            # numbered on from each first row: one arange over all of them, no loop per batch
+            firsts = np.array([batch[0] for batch in batches], dtype=np.int64)
+            offsets = np.arange(sum(lengths), dtype=np.int64)
+            starts = np.cumsum(lengths, dtype=np.int64) - lengths
+            seqs = offsets + np.repeat(firsts - starts, lengths)
         else:
-            predictions = outcome.astype(np.float64)
-        row_labels: list[Any] = [None] * len(seqs)
-        feedback_ids: list[str] = []
+            seqs = np.concatenate([_seq_array(batch) for batch in batches])
+        outcome = (
+            np.concatenate([np.asarray(batch[4]) for batch in batches])
+            if batches
+            else np.empty(0, dtype=np.float64)
+        )
+        row_labels: list[Any] | None = None
+        feedback_seqs: list[int] = []
         feedback_times: list[float] = []
         feedback_labels: list[Any] = []
         if labels:
-            position = {seq: index for index, seq in enumerate(seqs)}
+            position = {int(seq): index for index, seq in enumerate(seqs.tolist())}
             for seq, when, value in labels:
                 index = position.get(seq)
                 if index is not None:
+                    if row_labels is None:
+                        row_labels = [None] * len(seqs)
                     row_labels[index] = value
                 else:
-                    feedback_ids.append(f"{prefix}-{seq}")
+                    feedback_seqs.append(seq)
                     feedback_times.append(when)
                     feedback_labels.append(value)
         return PartColumns(
-            ids, times, features, predictions, row_labels,
-            feedback_ids, feedback_times, feedback_labels,
+            self.instance, seqs, times, self._feature_columns(batches), outcome, row_labels,
+            feedback_seqs, feedback_times, feedback_labels,
         )  # fmt: skip
 
-    def _feature_columns(self, batches: list[_Batch]) -> list[Any]:
+    def _feature_columns(self, batches: list[_Queued]) -> list[Any]:
         names = [name for name, _ in self.schema.features]
         if not batches:
             return [[] for _ in names]
-        if self._numeric and all(isinstance(batch.features, np.ndarray) for batch in batches):
-            matrix = np.concatenate([np.asarray(batch.features) for batch in batches])
+        if self._numeric and all(isinstance(batch[3], np.ndarray) for batch in batches):
+            matrix = np.concatenate([np.asarray(batch[3]) for batch in batches])
             return [np.ascontiguousarray(matrix[:, index]) for index in range(len(names))]
         frames = [
-            batch.features
-            if isinstance(batch.features, pd.DataFrame)
-            else pd.DataFrame(batch.features, columns=names)
+            batch[3]
+            if isinstance(batch[3], pd.DataFrame)
+            else pd.DataFrame(batch[3], columns=names)
             for batch in batches
         ]
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
