@@ -153,18 +153,23 @@ def build_part(
     def padded(head: pa.Array, kind: pa.DataType) -> pa.Array:
         return pa.concat_arrays([head, pa.nulls(feedback, type=kind)]) if feedback else head
 
-    kinds = [PREDICTION_RECORD] * predictions + [FEEDBACK_RECORD] * feedback
     arrays: list[pa.Array] = [
-        pa.array(kinds, pa.string()),
+        pa.concat_arrays(
+            [
+                pa.repeat(pa.scalar(PREDICTION_RECORD), predictions),
+                pa.repeat(pa.scalar(FEEDBACK_RECORD), feedback),
+            ]
+        ),
         pa.concat_arrays(
             [_ids(columns.instance, columns.seqs), _ids(columns.instance, columns.feedback_seqs)]
         ),
         pa.concat_arrays([_times(columns.times), _times(columns.feedback_times)]),
-        pa.array([schema.model_version] * (predictions + feedback), pa.string()),
+        pa.repeat(pa.scalar(schema.model_version), predictions + feedback),
     ]
     for position, values in enumerate(columns.features):
         kind = arrow.field(4 + position).type
-        arrays.append(padded(pa.array(values, type=kind, from_pandas=True), kind))
+        # numbers arrive as float64 arrays (NaN for a missing value), categories as lists
+        arrays.append(padded(pa.array(values, type=kind), kind))
     target = schema.target_type
     if class_values is not None:
         positions = pa.array(np.asarray(columns.predictions, dtype=np.int64))

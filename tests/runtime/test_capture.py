@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,22 @@ import pytest
 from conftest import LiveServer, TrainedArtifact
 from helpers_train import mixed_frame, train_config
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
 from sklearn.datasets import load_iris
 
 from kubeloop_runtime import captures
 from kubeloop_runtime.config import DatasetSpec, parse_train_config
 from kubeloop_runtime.datasets import load_dataset
 from kubeloop_runtime.errors import DatasetError
-from kubeloop_runtime.serve.capture import is_sampled, sample_threshold, sampled_mask
+from kubeloop_runtime.serve.capture import (
+    CaptureLimits,
+    CaptureWriter,
+    is_sampled,
+    sample_threshold,
+    sampled_mask,
+)
+from kubeloop_runtime.serve.model import Prediction
+from kubeloop_runtime.serve.settings import ServeSettings
 from kubeloop_runtime.train import run_training
 from support import eventually, free_port
 
@@ -341,10 +351,6 @@ def test_an_unwritable_folder_counts_write_errors_and_serving_goes_on(
 
 
 def test_invalid_capture_uri_is_a_settings_error(iris_artifact: TrainedArtifact) -> None:
-    from pydantic import ValidationError
-
-    from kubeloop_runtime.serve.settings import ServeSettings
-
     with pytest.raises(ValidationError, match="capture needs a writable"):
         ServeSettings(model_dir=iris_artifact.directory, capture_uri="https://example/x/")
     with pytest.raises(ValidationError, match="unsupported URI scheme"):
@@ -393,3 +399,24 @@ def test_sigterm_writes_the_queued_records_before_exit(
     assert len(written) == 7
     assert all("-iris-green-1-" in path.name for path in parts_in(folder))
     assert folder_dataset(f"file://{folder}/")["target"].tolist() == [0]
+
+
+def test_the_writer_keeps_to_its_cpu_share_and_shutdown_writes_the_rest(tmp_path: Path) -> None:
+    names = [f"x{index}" for index in range(30)]
+    schema = captures.CaptureSchema(
+        model="m", model_version="1", pod="pod-0", task="classification",
+        features=tuple((name, "number") for name in names), target="target",
+        target_type=captures.target_type([0, 1], "classification"),
+    )  # fmt: skip
+    limits = CaptureLimits(flush_seconds=0.01, max_rows_per_part=100, writer_share=0.01)
+    writer = CaptureWriter(str(tmp_path), schema, "abcd", limits, [0, 1])
+    rows = np.random.default_rng(0).random((1000, 30))
+    labels = np.zeros(1000, dtype=np.intp)
+    writer.add(0, rows, Prediction(labels.astype(object), labels))
+    writer.start()
+    time.sleep(0.5)
+    # each part costs at least a millisecond of CPU, so a 1 % share rests ~0.1 s after each
+    assert 1 <= writer.stats.parts < 10
+    writer.close()
+    assert writer.stats.parts == 10
+    assert sum(len(pq.read_table(path)) for path in parts_in(tmp_path)) == 1000

@@ -74,6 +74,7 @@ class CaptureLimits:
     buffer_rows: int = 100_000
     max_parts: int = 1000
     max_bytes: int = 1 << 30
+    writer_share: float = 0.25  # most of one core the writer thread may use (CPU time)
 
 
 # One queued predict call: (rows, count, time, features, outcome). ``rows`` is the first row's
@@ -143,7 +144,8 @@ class CaptureWriter:
         self._numeric = all(kind == "number" for _, kind in schema.features)
         self._batches: deque[_Queued] = deque()
         self._labels: deque[tuple[int, float, Any]] = deque()
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # a part's worth waits, or close()
+        self._stop = threading.Event()
         self._stopping = False
         self._seq = 0
         self._own_parts: deque[tuple[str, int]] = deque()
@@ -196,6 +198,7 @@ class CaptureWriter:
     def close(self, timeout: float = 20.0) -> None:
         """Write what is queued, then stop the thread (called on shutdown)."""
         self._stopping = True
+        self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -215,14 +218,25 @@ class CaptureWriter:
         self.flush()
 
     def flush(self) -> int:
-        """Write everything queued now, as parts of at most max_rows_per_part records."""
+        """Write everything queued now, as parts of at most max_rows_per_part records.
+
+        While serving, after each part the thread rests long enough to keep its CPU time within
+        ``writer_share`` of one core: when records arrive faster than that, the queue fills and
+        new ones are dropped (counted) rather than the writer taking CPU from the requests. On
+        shutdown it writes what is left without resting.
+        """
         written = 0
+        rest_factor = 1 / self.limits.writer_share - 1
         while self._batches or self._labels:
+            started = time.thread_time()
             batches, labels = self._take(self.limits.max_rows_per_part)
             if not batches and not labels:
                 break
             if self._write(batches, labels):
                 written += 1
+            rest = (time.thread_time() - started) * rest_factor
+            if rest > 0 and not self._stopping:
+                self._stop.wait(rest)  # close() cuts the rest short
         return written
 
     def _take(self, limit: int) -> tuple[list[_Queued], list[tuple[int, float, Any]]]:

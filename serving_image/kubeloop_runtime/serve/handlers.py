@@ -109,6 +109,7 @@ class ModelServer:
             buffer_rows=settings.capture_buffer_rows,
             max_parts=settings.capture_max_parts,
             max_bytes=settings.capture_max_bytes,
+            writer_share=settings.capture_writer_share,
         )
         writer = CaptureWriter(uri, schema, window.instance, limits, values)
         self.metrics.watch_capture(writer.stats)
