@@ -74,7 +74,42 @@ class CaptureLimits:
     buffer_rows: int = 100_000
     max_parts: int = 1000
     max_bytes: int = 1 << 30
-    writer_share: float = 0.25  # most of one core the writer thread may use (CPU time)
+    # The writer's CPU budget (see CpuBudget): a share of the serving threads' CPU time, plus
+    # a floor share of one core so that a quiet server still writes, up to a burst.
+    writer_share: float = 0.1
+    writer_floor_share: float = 0.02
+    writer_burst_seconds: float = 0.5
+
+
+class CpuBudget:
+    """CPU time the writer thread may still spend: a token bucket in seconds of CPU.
+
+    It fills with ``share`` times the CPU the rest of the process (the serving threads) used,
+    plus ``floor`` times the wall-clock time, up to ``burst``; the writer's own CPU time drains
+    it. So capture costs serving at most about ``share`` of its CPU (0.1: throughput stays
+    above 1/1.1 of what it would be even on a saturated machine), whatever the load, and rows
+    beyond what that budget writes are dropped from the full queue and counted. Only the writer
+    thread calls it.
+    """
+
+    def __init__(self, share: float, floor: float, burst: float) -> None:
+        self.share, self.floor, self.burst = share, floor, burst
+        self.available = burst
+        self._last: tuple[float, float, float] | None = None  # set in the writer thread
+
+    def refill(self) -> float:
+        """Account for the CPU used since the last call; return what is available now."""
+        process, own, wall = time.process_time(), time.thread_time(), time.monotonic()
+        if self._last is None:  # the first call: thread_time is the calling thread's clock
+            self._last = (process, own, wall)
+            return self.available
+        last_process, last_own, last_wall = self._last
+        spent = own - last_own
+        serving = max(0.0, process - last_process - spent)
+        earned = self.share * serving + self.floor * (wall - last_wall)
+        self.available = min(self.burst, self.available + earned - spent)
+        self._last = (process, own, wall)
+        return self.available
 
 
 # One queued predict call: (rows, count, time, features, outcome). ``rows`` is the first row's
@@ -149,6 +184,9 @@ class CaptureWriter:
         self._stopping = False
         self._seq = 0
         self._own_parts: deque[tuple[str, int]] = deque()
+        self._budget = CpuBudget(
+            limits.writer_share, limits.writer_floor_share, limits.writer_burst_seconds
+        )
         self._thread = threading.Thread(target=self._run, name="kubeloop-capture", daemon=True)
 
     # -- event loop side ---------------------------------------------------------------------
@@ -220,23 +258,20 @@ class CaptureWriter:
     def flush(self) -> int:
         """Write everything queued now, as parts of at most max_rows_per_part records.
 
-        While serving, after each part the thread rests long enough to keep its CPU time within
-        ``writer_share`` of one core: when records arrive faster than that, the queue fills and
-        new ones are dropped (counted) rather than the writer taking CPU from the requests. On
-        shutdown it writes what is left without resting.
+        While serving, before each part the thread waits until its CPU budget (`CpuBudget`) is
+        positive again, so that when records arrive faster than the budget writes them the
+        queue fills and new ones are dropped (counted) rather than the writer taking CPU from
+        the requests. On shutdown it writes what is left at once.
         """
         written = 0
-        rest_factor = 1 / self.limits.writer_share - 1
         while self._batches or self._labels:
-            started = time.thread_time()
+            while not self._stopping and self._budget.refill() < 0:
+                self._stop.wait(0.02)  # close() cuts the wait short
             batches, labels = self._take(self.limits.max_rows_per_part)
             if not batches and not labels:
                 break
             if self._write(batches, labels):
                 written += 1
-            rest = (time.thread_time() - started) * rest_factor
-            if rest > 0 and not self._stopping:
-                self._stop.wait(rest)  # close() cuts the rest short
         return written
 
     def _take(self, limit: int) -> tuple[list[_Queued], list[tuple[int, float, Any]]]:
