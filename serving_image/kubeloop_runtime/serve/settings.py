@@ -103,9 +103,9 @@ class ServeSettings(BaseSettings):
     capture_max_bytes: int = Field(default=1 << 30, ge=1)
     """Retention: bytes of this pod's part files kept at most (the newest part always stays)."""
 
-    capture_writer_share: float = Field(default=0.1, gt=0.0, le=10.0)
-    """The capture writer's CPU time at most this share of the serving threads' (plus 2 % of
-    one core); records beyond what that writes are dropped and counted."""
+    capture_writer_share: float = Field(default=0.05, gt=0.0, le=10.0)
+    """The capture writer's CPU time at most this share of the serving threads' (at least 2 %
+    of one core); records beyond what that writes are dropped and counted."""
 
     pod_name: str = Field(default_factory=socket.gethostname, min_length=1)
     """Names this pod's part files (in a pod the host name is the pod's name)."""
