@@ -257,15 +257,21 @@ class CaptureWriter:
         self.flush()
 
     def flush(self) -> int:
-        """Write everything queued now, as parts of at most max_rows_per_part records.
+        """Write what is queued as parts of at most max_rows_per_part records.
 
-        While serving, before each part the thread waits until its CPU budget (`CpuBudget`) is
-        positive again, so that when records arrive faster than the budget writes them the
-        queue fills and new ones are dropped (counted) rather than the writer taking CPU from
-        the requests. On shutdown it writes what is left at once.
+        One part of whatever waits, then more only while a full part's worth waits (so heavy
+        traffic gives full parts, light traffic one part per flush interval); on shutdown,
+        everything. While serving, before each part the thread waits until its CPU budget
+        (`CpuBudget`) is positive again, so that when records arrive faster than the budget
+        writes them the queue fills and new ones are dropped (counted) rather than the writer
+        taking CPU from the requests. On shutdown it writes what is left at once.
         """
         written = 0
+        first = True
         while self._batches or self._labels:
+            if not first and not self._stopping and self.stats.waiting < self._part_rows:
+                break
+            first = False
             while not self._stopping and self._budget.refill() < 0:
                 self._stop.wait(0.02)  # close() cuts the wait short
             batches, labels = self._take(self.limits.max_rows_per_part)
