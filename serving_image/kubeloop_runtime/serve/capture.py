@@ -78,7 +78,7 @@ class CaptureLimits:
     # least a floor share of one core so that a quiet server still writes, up to a burst.
     writer_share: float = 0.05
     writer_floor_share: float = 0.02
-    writer_burst_seconds: float = 0.5
+    writer_burst_seconds: float = 0.02  # small: a quiet spell must not buy a long burst
 
 
 class CpuBudget:
