@@ -180,7 +180,9 @@ def write_bodies(root: Path, features: np.ndarray[Any, Any]) -> dict[int, Path]:
 
 
 @contextlib.contextmanager
-def running(command: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[None]:
+def running(
+    command: list[str], env: dict[str, str], ready_url: str, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server process (its own session), wait until ``ready_url`` answers 200, stop it."""
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -202,7 +204,7 @@ def running(command: list[str], env: dict[str, str], ready_url: str, log: Path) 
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{ready_url} not ready after 90 s; see {log}")
                 time.sleep(0.2)
-            yield
+            yield process
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
