@@ -5,47 +5,22 @@ the test playing the kubelet with the real runtime (helpers_kubelet.py)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import yaml
 from helpers_kubelet import JobRunner
 from helpers_operator import OperatorProcess
+from helpers_resources import API, condition, events_of, example, profile_job, status_of
 
 from kubeloop.kube import apply as kube
 from support import eventually
 
-REPO = Path(__file__).resolve().parents[2]
-API = "kubeloop.dev/v1alpha1"
-
-
-def example(kind: str, file: str = "iris.yaml") -> dict[str, Any]:
-    documents = yaml.safe_load_all((REPO / "examples" / file).read_text())
-    return next(doc for doc in documents if doc and doc["kind"] == kind)
-
 
 def dataset_status(api: Any, namespace: str, name: str) -> dict[str, Any]:
-    return dict(kube.get(api, API, "Dataset", namespace, name).get("status") or {})
-
-
-def condition(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    return next((c for c in status.get("conditions") or () if c["type"] == type_), None)
+    return status_of(api, "Dataset", namespace, name)
 
 
 def current_job(api: Any, namespace: str, name: str, after: str | None = None) -> str:
-    def job() -> str | None:
-        check = dataset_status(api, namespace, name).get("check") or {}
-        return check.get("job") if check.get("job") != after else None
-
-    return str(eventually(job, what=f"a profile Job of Dataset {name}"))
-
-
-def events(api: Any, namespace: str, name: str) -> list[tuple[str, str]]:
-    return [
-        (event["reason"], event["message"])
-        for event in kube.list_objects(api, "v1", "Event", namespace)
-        if event["involvedObject"]["name"] == name
-    ]
+    return profile_job(api, namespace, name, after)
 
 
 def test_example_dataset_becomes_ready_and_kubectl_wait_sees_it(
@@ -68,7 +43,7 @@ def test_example_dataset_becomes_ready_and_kubectl_wait_sees_it(
     assert status["lastCheckedAt"]
     job_object = kube.get(api, "batch/v1", "Job", namespace, job)
     assert job_object["metadata"]["ownerReferences"][0]["kind"] == "Dataset"
-    assert ("Ready", f"150 rows, version {status['version']}") in events(api, namespace, "iris")
+    assert ("Ready", f"150 rows, version {status['version']}") in events_of(api, namespace, "iris")
     metrics = operator.metrics()
     assert 'kubeloop_children_created_total{child="Job",kind="Dataset"} 1.0' in metrics
     assert 'kubeloop_reconciles_total{kind="Dataset"}' in metrics
@@ -138,5 +113,5 @@ def test_unreachable_source_is_retried_with_backoff_then_stalled(
     stalled = condition(dataset_status(api, namespace, "remote"), "Stalled")
     assert stalled["reason"] == "SourceUnreachable"
     assert "127.0.0.1:9" in stalled["message"]
-    warnings = [reason for reason, _ in events(api, namespace, "remote")]
+    warnings = [reason for reason, _ in events_of(api, namespace, "remote")]
     assert "SourceUnreachable" in warnings

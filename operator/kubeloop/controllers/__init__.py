@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from kubeloop.controllers import children, dataset
+from kubeloop.controllers import children, dataset, trainingjob
 from kubeloop.runner import Runner
 
-KIND_MODULES: tuple[ModuleType, ...] = (dataset,)
+KIND_MODULES: tuple[ModuleType, ...] = (dataset, trainingjob)
 
 
 def register(runner: Runner) -> None:
@@ -22,4 +22,4 @@ def register(runner: Runner) -> None:
         runner.register(module.KIND, module.reconcile)
 
 
-__all__ = ["KIND_MODULES", "children", "dataset", "register"]
+__all__ = ["KIND_MODULES", "children", "dataset", "register", "trainingjob"]

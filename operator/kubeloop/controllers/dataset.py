@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from kubeloop import metrics
+from kubeloop import failpoints, metrics
 from kubeloop.api import API_VERSION, GROUP, VERSION
 from kubeloop.builders import dataset as builder
 from kubeloop.builders.jobs import JobOutcome, job_outcome
@@ -19,7 +19,7 @@ from kubeloop.builders.status import merge_patch
 from kubeloop.kube import apply as kube
 from kubeloop.kube.errors import Conflict
 from kubeloop.kube.events import emit
-from kubeloop.runner import DONE, Context, Outcome, Runner
+from kubeloop.runner import DONE, Context, Outcome
 
 KIND = builder.KIND
 logger = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
     if plan.create_job is not None:
         try:
             kube.create(context.api, plan.create_job)
+            failpoints.reached("dataset.job-created")
             metrics.CHILDREN_CREATED.labels(KIND, "Job").inc()
         except Conflict:
             pass  # made by an earlier run that did not get to write status
@@ -62,10 +63,6 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
         for type_, reason, message in plan.events:
             emit(context.api, dataset, type_, reason, message)
     return Outcome(plan.requeue_after)
-
-
-def register(runner: Runner) -> None:
-    runner.register(KIND, reconcile)
 
 
 @kopf.on.event(GROUP, VERSION, "datasets")
