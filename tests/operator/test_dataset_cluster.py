@@ -9,7 +9,14 @@ from typing import Any
 
 from helpers_kubelet import JobRunner
 from helpers_operator import OperatorProcess
-from helpers_resources import API, condition, events_of, example, profile_job, status_of
+from helpers_resources import (
+    API,
+    condition,
+    example,
+    profile_job,
+    status_of,
+    wait_for_event,
+)
 
 from kubeloop.kube import apply as kube
 from support import eventually
@@ -43,7 +50,7 @@ def test_example_dataset_becomes_ready_and_kubectl_wait_sees_it(
     assert status["lastCheckedAt"]
     job_object = kube.get(api, "batch/v1", "Job", namespace, job)
     assert job_object["metadata"]["ownerReferences"][0]["kind"] == "Dataset"
-    assert ("Ready", f"150 rows, version {status['version']}") in events_of(api, namespace, "iris")
+    wait_for_event(api, namespace, "iris", "Ready", f"150 rows, version {status['version']}")
     metrics = operator.metrics()
     assert 'kubeloop_children_created_total{child="Job",kind="Dataset"} 1.0' in metrics
     assert 'kubeloop_reconciles_total{kind="Dataset"}' in metrics
@@ -113,5 +120,4 @@ def test_unreachable_source_is_retried_with_backoff_then_stalled(
     stalled = condition(dataset_status(api, namespace, "remote"), "Stalled")
     assert stalled["reason"] == "SourceUnreachable"
     assert "127.0.0.1:9" in stalled["message"]
-    warnings = [reason for reason, _ in events_of(api, namespace, "remote")]
-    assert "SourceUnreachable" in warnings
+    wait_for_event(api, namespace, "remote", "SourceUnreachable")
