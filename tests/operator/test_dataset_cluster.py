@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from helpers_kubelet import JobRunner
 from helpers_operator import OperatorProcess
 from helpers_resources import (
@@ -20,6 +21,9 @@ from helpers_resources import (
 
 from kubeloop.kube import apply as kube
 from support import eventually
+
+# Their Jobs' Pods run on the real node when there is one (else the test plays the kubelet).
+pytestmark = pytest.mark.node
 
 
 def dataset_status(api: Any, namespace: str, name: str) -> dict[str, Any]:
@@ -90,7 +94,7 @@ def test_invalid_data_is_stalled_with_the_failing_rule(
 def test_unreachable_source_is_retried_with_backoff_then_stalled(
     operator: OperatorProcess, jobs: JobRunner, kubectl: Any, namespace: str, api: Any
 ) -> None:
-    operator.start(KUBELOOP_UNREACHABLE_TIMEOUT_SECONDS="8")
+    operator.start(KUBELOOP_UNREACHABLE_TIMEOUT_SECONDS="20")
     manifest = {
         "apiVersion": API,
         "kind": "Dataset",
@@ -101,7 +105,7 @@ def test_unreachable_source_is_retried_with_backoff_then_stalled(
     kubectl("apply", "-f", "-", input=json.dumps(manifest))
     attempts: list[str] = []
     while not condition(dataset_status(api, namespace, "remote"), "Stalled"):
-        assert len(attempts) < 6, attempts
+        assert len(attempts) < 10, attempts
         job = current_job(api, namespace, "remote", after=attempts[-1] if attempts else None)
         attempts.append(job)
         assert jobs.run(job) == 4

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from helpers_kubelet import JobRunner
 from helpers_operator import OperatorProcess
 from helpers_resources import (
@@ -22,6 +23,9 @@ from helpers_resources import (
 
 from kubeloop.kube import apply as kube
 from support import eventually
+
+# Their Jobs' Pods run on the real node when there is one (else the test plays the kubelet).
+pytestmark = pytest.mark.node
 
 
 def killed(operator: OperatorProcess) -> bool:

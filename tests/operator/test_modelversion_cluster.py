@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from helpers_kubelet import JobRunner
 from helpers_operator import OperatorProcess
 from helpers_resources import (
@@ -24,6 +25,9 @@ from helpers_resources import (
 
 from kubeloop.kube import apply as kube
 from support import eventually
+
+# Their Jobs' Pods run on the real node when there is one (else the test plays the kubelet).
+pytestmark = pytest.mark.node
 
 
 def trained_version(kubectl: Any, namespace: str, api: Any, jobs: JobRunner) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from helpers_kubelet import JobRunner
 from helpers_operator import OperatorProcess
 from helpers_resources import (
@@ -23,6 +24,9 @@ from helpers_resources import (
 )
 
 from kubeloop.kube import apply as kube
+
+# Their Jobs' Pods run on the real node when there is one (else the test plays the kubelet).
+pytestmark = pytest.mark.node
 
 
 def test_example_trainingjob_waits_for_its_dataset_then_registers_a_model_version(
@@ -102,6 +106,9 @@ def test_a_training_failure_exit_4_is_failed_with_the_pods_message(
     manifest = small_trainingjob("no-auc", testSize=0.01, metric="roc_auc", threshold=0.5)
     apply(kubectl, namespace, manifest)
     assert jobs.run(training_job(api, namespace, "no-auc")) == 4
+    kubectl(
+        "wait", "-n", namespace, "--for=condition=Stalled", "trainingjob/no-auc", "--timeout=60s"
+    )
     failed = wait_for_phase(api, "TrainingJob", namespace, "no-auc", "Failed")
     stalled = condition(failed, "Stalled")
     assert stalled["reason"] == "TrainingError"
