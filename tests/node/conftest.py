@@ -36,16 +36,6 @@ def kube(kubectl: Any) -> Kube:
 
 
 @pytest.fixture(scope="session")
-def ready_node(kube: Kube) -> str:
-    """The name of a Ready node; the API-only plane has none, so these tests cannot run there."""
-    for node in kube.get_json("nodes")["items"]:
-        conditions = {c["type"]: c["status"] for c in node["status"].get("conditions", [])}
-        if conditions.get("Ready") == "True":
-            return str(node["metadata"]["name"])
-    pytest.skip("the cluster has no Ready node (the API-only plane runs no Pods)")
-
-
-@pytest.fixture(scope="session")
 def runtime_image(kubeconfig: str, ready_node: str) -> str:
     if is_local_node(kubeconfig):
         subprocess.run(
