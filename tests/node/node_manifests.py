@@ -12,13 +12,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from support import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
+
 IMAGE = "kubeloop-runtime:dev"
 MODEL_PATH = "iris/1"  # the session's trained artifact, pvc://artifacts/iris/1
 ISVC = "iris"  # the InferenceService the sidecars report to
 OTHER_ISVC = "iris-other"  # one they may not touch
 SERVING = "iris"  # the Deployment and Service
 DRIFT_ACCOUNT = "iris-drift"
-UID = 65532
 ARTIFACTS_CLAIM = "artifacts"
 ARTIFACTS_MOUNT = f"/mnt/pvc/{ARTIFACTS_CLAIM}"  # where pvc://artifacts/... resolves in a pod
 MODEL_DIR = "/mnt/models"
@@ -29,18 +30,9 @@ PRESTOP_SECONDS = 5
 
 Manifest = dict[str, Any]
 
-POD_SECURITY: Manifest = {
-    "runAsNonRoot": True,
-    "runAsUser": UID,
-    "runAsGroup": UID,
-    "fsGroup": UID,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-CONTAINER_SECURITY: Manifest = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-}
+POD_SECURITY: Manifest = RESTRICTED_POD_SECURITY
+# The runtime image needs nothing written outside /tmp and its mounts.
+CONTAINER_SECURITY: Manifest = {**RESTRICTED_CONTAINER_SECURITY, "readOnlyRootFilesystem": True}
 TMP_VOLUME: Manifest = {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}
 TMP_MOUNT: Manifest = {"name": "tmp", "mountPath": "/tmp"}
 SMALL: Manifest = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
