@@ -161,14 +161,25 @@ def serving_pod_spec(
             {"name": "KUBELOOP_GRACEFUL_SHUTDOWN_SECONDS", "value": "10"},
         ],
         ports=[{"name": "http", "containerPort": SERVER_PORT}],
+        # Start-up (imports, the digest check, loading the model) can take many seconds on a busy
+        # node: the startup probe holds liveness off until the server answers, so a slow start
+        # is never killed; liveness then tolerates a loaded node (a kill drops in-flight requests).
+        startupProbe={
+            "httpGet": {"path": "/v2/health/live", **probe_port},
+            "periodSeconds": 1,
+            "timeoutSeconds": 2,
+            "failureThreshold": 120,
+        },
         readinessProbe={
             "httpGet": {"path": "/v2/health/ready", **probe_port},
             "periodSeconds": 1,
+            "timeoutSeconds": 3,
             "failureThreshold": 2,
         },
         livenessProbe={
             "httpGet": {"path": "/v2/health/live", **probe_port},
-            "periodSeconds": 5,
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
             "failureThreshold": 3,
         },
         lifecycle={"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
