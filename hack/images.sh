@@ -81,6 +81,7 @@ start_engine() {
   printf '{"deprecated-key-path": "%s"}\n' "$ENGINE_DIR/key.json" >"$ENGINE_DIR/daemon.json"
   log "starting dockerd (data under $ENGINE_DIR, log $ENGINE_DIR/dockerd.log)"
   # setsid: its own process group, so stop_engine can end dockerd with its managed containerd.
+  # 9>&-: the engine must not inherit the lock, or a kept engine would hold it forever.
   setsid dockerd \
     --config-file="$ENGINE_DIR/daemon.json" \
     --data-root="$ENGINE_DIR/data" \
@@ -91,7 +92,7 @@ start_engine() {
     --userland-proxy=false \
     --exec-opt native.cgroupdriver=cgroupfs \
     --storage-driver=overlay2 \
-    >"$ENGINE_DIR/dockerd.log" 2>&1 </dev/null &
+    >"$ENGINE_DIR/dockerd.log" 2>&1 </dev/null 9>&- &
   STARTED_ENGINE=1
   local deadline=$((SECONDS + 60))
   until engine_answers; do
