@@ -194,38 +194,53 @@ EOF
 }
 
 # Everything an image is built from: its Dockerfile and ignore files, the packaging files, its
-# package's sources, this script, and the base images it starts from.
+# package's sources, this script, the base tarball (named by its recipe) and the host CA the build
+# stage trusts. Known without an engine, so an unchanged image costs no engine start.
 image_inputs_digest() {
   local dockerfile=$1 package=$2
   {
     (cd "$REPO" && find "$dockerfile" "$(dirname "$dockerfile")/.dockerignore" .dockerignore \
       pyproject.toml README.md hack/images.sh "$package" \
       -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum)
-    image_id "$BASE_IMAGE"
-    image_id "$BUILD_IMAGE"
+    find "$IMAGES_DIR" -maxdepth 1 -name "base-$SUITE-*.tar" -printf '%f\n'
+    sha256sum <"$HOST_CA"
   } | sha256sum | cut -c1-64
+}
+
+stamp_of() { echo "$IMAGES_DIR/${1//[:\/]/_}.stamp"; }
+
+# Current: the stamp matches the inputs and, when an engine is in use, the engine has the image.
+is_current() {
+  local tag=$1 dockerfile=$2 package=$3 stamp
+  stamp=$(stamp_of "$tag")
+  [[ -f $stamp && $(cat "$stamp") == "$(image_inputs_digest "$dockerfile" "$package")" ]] || return 1
+  [[ -z ${DOCKER_HOST:-} || -n $(image_id "$tag") ]]
 }
 
 build_images() {
   mkdir -p "$IMAGES_DIR"
-  ensure_engine
-  ensure_base_images
-  local entry tag dockerfile package stamp digest start
+  local entry tag dockerfile package start log_file pending=()
   for entry in "${IMAGES[@]}"; do
     read -r tag dockerfile package <<<"$entry"
-    stamp=$IMAGES_DIR/${tag//[:\/]/_}.stamp
-    digest=$(image_inputs_digest "$dockerfile" "$package")
-    if [[ -n $(image_id "$tag") && -f $stamp && $(cat "$stamp") == "$digest" ]]; then
+    if is_current "$tag" "$dockerfile" "$package"; then
       log "$tag is up to date"
-      continue
+    else
+      pending+=("$entry")
     fi
+  done
+  ((${#pending[@]})) || return 0
+  ensure_engine
+  ensure_base_images
+  for entry in "${pending[@]}"; do
+    read -r tag dockerfile package <<<"$entry"
     log "building $tag from $dockerfile"
     start=$SECONDS
+    log_file=$IMAGES_DIR/build-${tag//[:\/]/_}.log
     "$DOCKER" build --network=host \
       --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "BUILD_IMAGE=$BUILD_IMAGE" \
-      -f "$REPO/$dockerfile" -t "$tag" "$REPO" >"$IMAGES_DIR/build-${tag//[:\/]/_}.log" 2>&1 ||
-      { tail -n 30 "$IMAGES_DIR/build-${tag//[:\/]/_}.log" >&2; die "building $tag failed"; }
-    echo "$digest" >"$stamp"
+      -f "$REPO/$dockerfile" -t "$tag" "$REPO" >"$log_file" 2>&1 ||
+      { tail -n 30 "$log_file" >&2; die "building $tag failed"; }
+    image_inputs_digest "$dockerfile" "$package" >"$(stamp_of "$tag")"
     log "built $tag in $((SECONDS - start)) s, $("$DOCKER" image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1 / 1e6}')"
   done
   # Dangling layers of replaced builds would fill the cache folder over time.
@@ -234,6 +249,8 @@ build_images() {
 
 # Load the given tags (default: both images) into the node; the engine must run for docker save.
 load_images() {
+  # docker save needs the engine; with it up, build_images also checks the images exist in it.
+  ensure_engine
   build_images
   local tags=("$@") entry
   if ((${#tags[@]} == 0)); then
