@@ -10,8 +10,8 @@
 #   hack/images.sh env       print DOCKER_HOST for this cache's engine (when it runs)
 #
 # A Docker engine that already answers ($DOCKER_HOST, or the default socket) is used as it is.
-# Otherwise the script starts Debian's dockerd with everything under $KUBELOOP_CACHE/docker and no
-# host networking (no bridge, no iptables rules; builds use the host network), and stops it when
+# Otherwise the script starts Debian's dockerd with everything under $KUBELOOP_CACHE/docker
+# ($KUBELOOP_IMAGES_CACHE/docker when set) and no host networking (no bridge, no iptables rules; builds use the host network), and stops it when
 # done, unless KUBELOOP_DOCKER_KEEP=1. Nothing can be pulled, so the images are built FROM a local
 # base: Debian bookworm bootstrapped by debootstrap (once; its tarball is cached) and imported.
 # The local build also trusts the host's CA bundle in the build stage only (pip behind the egress
@@ -182,6 +182,11 @@ ensure_base_images() {
       --change 'CMD ["/bin/bash"]' \
       "$tarball" "$BASE_IMAGE" >/dev/null
   fi
+  # A host without a CA bundle there (not Debian-like) builds with the base as it is.
+  if [[ ! -f $HOST_CA ]]; then
+    BUILD_IMAGE=$BASE_IMAGE
+    return
+  fi
   local context=$IMAGES_DIR/build-image
   mkdir -p "$context"
   cp "$HOST_CA" "$context/host-ca.crt"
@@ -203,7 +208,7 @@ image_inputs_digest() {
       pyproject.toml README.md hack/images.sh "$package" \
       -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum)
     find "$IMAGES_DIR" -maxdepth 1 -name "base-$SUITE-*.tar" -printf '%f\n'
-    sha256sum <"$HOST_CA"
+    if [[ -f $HOST_CA ]]; then sha256sum <"$HOST_CA"; fi
   } | sha256sum | cut -c1-64
 }
 
