@@ -34,7 +34,9 @@ from node_manifests import ISVC, MODEL_PATH, OTHER_ISVC
 
 from support import eventually
 
-pytestmark = [pytest.mark.node, pytest.mark.timeout(600)]
+# The first test also waits for the session fixtures: the image load (a build too, when pytest runs
+# without `make test` after a change), the train Job and the serving rollout.
+pytestmark = [pytest.mark.node, pytest.mark.timeout(1200)]
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA = [6.7, 3.0, 5.2, 2.3]
