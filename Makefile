@@ -35,7 +35,7 @@ images:
 images-load: setup
 	bash hack/images.sh load
 
-# Stops an engine left running with KUBELOOP_DOCKER_KEEP=1.
+# Stops an engine left running (hack/images.sh up, or KUBELOOP_DOCKER_KEEP=1).
 images-down:
 	bash hack/images.sh down
 

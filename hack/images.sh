@@ -6,7 +6,8 @@
 #   hack/images.sh load [TAG...]
 #                            build, then load both (or the given tags) into the local node
 #                            (hack/devcluster.py load)
-#   hack/images.sh down      stop an engine left running with KUBELOOP_DOCKER_KEEP=1
+#   hack/images.sh up        start (or reuse) the engine and leave it running; prints DOCKER_HOST
+#   hack/images.sh down      stop the engine of this cache (left by `up` or KUBELOOP_DOCKER_KEEP=1)
 #   hack/images.sh env       print DOCKER_HOST for this cache's engine (when it runs)
 #
 # A Docker engine that already answers ($DOCKER_HOST, or the default socket) is used as it is.
@@ -277,9 +278,16 @@ main() {
       shift || true
       if [[ $command == build ]]; then build_images; else load_images "$@"; fi
       ;;
+    up)
+      mkdir -p "$IMAGES_DIR"
+      exec 9>"$IMAGES_DIR/.lock"
+      flock 9
+      ensure_engine
+      echo "export DOCKER_HOST=$DOCKER_HOST"
+      ;;
     down) stop_engine ;;
     env) [[ -S $SOCKET ]] && echo "export DOCKER_HOST=unix://$SOCKET" ;;
-    *) die "usage: hack/images.sh [build|load|down|env]" ;;
+    *) die "usage: hack/images.sh [build|load [TAG...]|up|down|env]" ;;
   esac
 }
 
