@@ -249,8 +249,10 @@ build_images() {
     image_inputs_digest "$dockerfile" "$package" >"$(stamp_of "$tag")"
     log "built $tag in $((SECONDS - start)) s, $("$DOCKER" image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1 / 1e6}')"
   done
-  # Dangling layers of replaced builds would fill the cache folder over time.
+  # Dangling images and the build cache of replaced builds would fill the cache folder over time
+  # (each cold dependency layer is over 1 GB); 2 GB keep the current ones cached.
   "$DOCKER" image prune --force >/dev/null
+  "$DOCKER" builder prune --force --keep-storage=2GB >/dev/null 2>&1 || true
 }
 
 # Load the given tags (default: both images) into the node; the engine must run for docker save.
