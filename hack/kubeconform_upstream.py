@@ -3,7 +3,7 @@
 pinned Go modules: Kubernetes' built-in kinds, Argo CD's and Flux's CRDs.
 
     python hack/kubeconform_upstream.py [--out DIR]    # default .cache/kubeloop/schemas/upstream
-    kubeconform -strict -schema-location "$(python hack/kubeconform_upstream.py --print-location)" ...
+    kubeconform -strict -schema-location "$(python hack/kubeconform_upstream.py)" FILE...
 
 Sources (each module's zip on the Go module proxy, via `go mod download -json`, so the pins are
 checked against go.sum's public checksum database):
@@ -215,15 +215,13 @@ def ensure_schemas(out: Path = DEFAULT_OUT) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the schemas")
-    parser.add_argument(
-        "--print-location", action="store_true", help="print only the -schema-location template"
-    )
     args = parser.parse_args(argv)
     try:
         out = ensure_schemas(args.out)
     except UpstreamError as error:
         print(f"kubeconform_upstream: {error}", file=sys.stderr)
         return 1
+    # The only output, so `-schema-location "$(python hack/kubeconform_upstream.py)"` works.
     print(schema_location(out))
     return 0
 

@@ -24,10 +24,10 @@ Kubeconform = Callable[..., subprocess.CompletedProcess[str]]
 def helm(tool_path: Callable[[str], str]) -> HelmRunner:
     binary = tool_path("helm")
 
-    def run(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [binary, *args], capture_output=True, text=True, timeout=timeout
-        )
+    def run(
+        *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"helm {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
@@ -49,7 +49,12 @@ def render(helm: HelmRunner) -> Render:
         values: dict[str, str] | None = None, *extra: str, namespace: str = "kubeloop-system"
     ) -> list[dict[str, Any]]:
         out = helm(
-            "template", "kubeloop", str(CHART), f"--namespace={namespace}", *set_args(values), *extra
+            "template",
+            "kubeloop",
+            str(CHART),
+            f"--namespace={namespace}",
+            *set_args(values),
+            *extra,
         ).stdout
         return [doc for doc in yaml.safe_load_all(out) if doc]
 

@@ -15,7 +15,10 @@ from conftest import CHART, REPO, HelmRunner, Kubeconform, Render, set_args
 VARIANTS: dict[str, dict[str, str]] = {
     "defaults": {},
     "namespaces": {"watch.mode": "namespaces", "watch.namespaces": "{ml,ml-staging}"},
-    "existing-claim": {"artifactStore.type": "existingClaim", "artifactStore.existingClaim": "models"},
+    "existing-claim": {
+        "artifactStore.type": "existingClaim",
+        "artifactStore.existingClaim": "models",
+    },
     "s3": {
         "artifactStore.type": "s3",
         "artifactStore.s3.uri": "s3://kubeloop-models/prod",
@@ -36,7 +39,10 @@ VARIANTS: dict[str, dict[str, str]] = {
         "runtime.image.tag": "dev",
         "runtime.image.pullPolicy": "Never",
     },
-    "digest": {"image.digest": "sha256:" + "ab" * 32, "image.repository": "registry.local:5000/ml/op"},
+    "digest": {
+        "image.digest": "sha256:" + "ab" * 32,
+        "image.repository": "registry.local:5000/ml/op",
+    },
 }
 PEERING_KINDS = {"KopfPeering", "ClusterKopfPeering"}
 
@@ -234,7 +240,8 @@ def test_default_operator_is_one_restricted_replica_recreated(render: Render) ->
     }
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
-    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]["memory"]
     assert container["image"] == "ghcr.io/kubeloop/kubeloop-operator:0.1.0"
     assert pod["serviceAccountName"] == one(manifests, "ServiceAccount")["metadata"]["name"]
 
@@ -272,9 +279,10 @@ def test_images_env_and_store_reach_the_operator(render: Render) -> None:
     assert env["KUBELOOP_LIVENESS_PORT"] == str(ports["liveness"])
     service = one(manifests, "Service")
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
-    assert service["spec"]["selector"] == one(manifests, "Deployment")["spec"]["selector"][
-        "matchLabels"
-    ]
+    assert (
+        service["spec"]["selector"]
+        == one(manifests, "Deployment")["spec"]["selector"]["matchLabels"]
+    )
 
 
 def test_digest_wins_over_the_tag(render: Render) -> None:
@@ -286,16 +294,25 @@ def test_digest_wins_over_the_tag(render: Render) -> None:
     ("variant", "uri", "claims"),
     [
         ("defaults", "pvc://kubeloop-artifacts/", {("kubeloop-system", "kubeloop-artifacts")}),
-        ("namespaces", "pvc://kubeloop-artifacts/", {("ml", "kubeloop-artifacts"), ("ml-staging", "kubeloop-artifacts")}),
+        (
+            "namespaces",
+            "pvc://kubeloop-artifacts/",
+            {("ml", "kubeloop-artifacts"), ("ml-staging", "kubeloop-artifacts")},
+        ),
         ("existing-claim", "pvc://models/", set()),
         ("s3", "s3://kubeloop-models/prod", set()),
     ],
 )
-def test_artifact_store(render: Render, variant: str, uri: str, claims: set[tuple[str, str]]) -> None:
+def test_artifact_store(
+    render: Render, variant: str, uri: str, claims: set[tuple[str, str]]
+) -> None:
     manifests = render(VARIANTS[variant])
     env = env_of(manifests)
     assert env["KUBELOOP_ARTIFACT_STORE"] == uri
-    made = {(c["metadata"]["namespace"], c["metadata"]["name"]) for c in by_kind(manifests, "PersistentVolumeClaim")}
+    made = {
+        (c["metadata"]["namespace"], c["metadata"]["name"])
+        for c in by_kind(manifests, "PersistentVolumeClaim")
+    }
     assert made == claims
     if variant == "s3":
         assert env["KUBELOOP_ARTIFACT_STORE_SECRET"] == "kubeloop-s3"
@@ -331,7 +348,9 @@ def test_rules_have_no_wildcards_secrets_exec_nodes_or_escalation(
         assert not {"secrets", "pods/exec", "pods/attach", "pods/portforward", "nodes"} & set(
             rule["resources"]
         ), rule
-        assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"]), rule
+        assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"]), (
+            rule
+        )
         if "customresourcedefinitions" in rule["resources"]:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
 

@@ -34,7 +34,9 @@ class Install:
 
 @pytest.fixture(scope="module")
 def cluster_helm(helm: HelmRunner, kubeconfig: str) -> HelmRunner:
-    def run(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         return helm(f"--kubeconfig={kubeconfig}", *args, check=check, timeout=timeout)
 
     return run
@@ -46,9 +48,7 @@ def make_namespace(kubectl: KubectlRunner, stem: str) -> str:
     return name
 
 
-def install(
-    cluster_helm: HelmRunner, kubectl: KubectlRunner, mode: str
-) -> Iterator[Install]:
+def install(cluster_helm: HelmRunner, kubectl: KubectlRunner, mode: str) -> Iterator[Install]:
     namespace = make_namespace(kubectl, "helm-op")
     other = make_namespace(kubectl, "helm-other")
     watched: tuple[str, ...] = ()
@@ -145,8 +145,10 @@ FORBIDDEN_CLUSTER_WIDE = [
     ("*", "*"),
     ("list", "secrets", "--all-namespaces"),
 ]
-DISCOVERY = [("list", "customresourcedefinitions.apiextensions.k8s.io"),
-             ("watch", "customresourcedefinitions.apiextensions.k8s.io")]
+DISCOVERY = [
+    ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
+]
 
 
 @pytest.mark.parametrize("query", NEEDED, ids=" ".join)
@@ -221,7 +223,9 @@ def token_kubectl(kubectl: KubectlRunner, tmp_path: Path, installed: Install) ->
     path = tmp_path / "operator.kubeconfig"
     path.write_text(json.dumps(config))
 
-    def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         result = kubectl(f"--kubeconfig={path}", *args, check=False, input=input)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)}: {result.stdout}{result.stderr}")
@@ -242,10 +246,18 @@ def sidecar_role(namespace: str, name: str, rules: list[dict[str, object]]) -> s
 
 
 SIDECAR_RULES: list[dict[str, object]] = [
-    {"apiGroups": ["kubeloop.dev"], "resources": ["inferenceservices"], "verbs": ["get"],
-     "resourceNames": ["iris"]},
-    {"apiGroups": ["kubeloop.dev"], "resources": ["inferenceservices/status"],
-     "verbs": ["patch"], "resourceNames": ["iris"]},
+    {
+        "apiGroups": ["kubeloop.dev"],
+        "resources": ["inferenceservices"],
+        "verbs": ["get"],
+        "resourceNames": ["iris"],
+    },
+    {
+        "apiGroups": ["kubeloop.dev"],
+        "resources": ["inferenceservices/status"],
+        "verbs": ["patch"],
+        "resourceNames": ["iris"],
+    },
 ]
 
 
@@ -263,31 +275,55 @@ def test_operator_token_creates_the_sidecar_role_and_binding_but_cannot_escalate
     as_operator("create", "-f", "-", input=sidecar_role(where, "iris-drift", SIDECAR_RULES))
     as_operator("create", "serviceaccount", "iris-drift", "-n", where)
     as_operator(
-        "create", "rolebinding", "iris-drift", "-n", where, "--role=iris-drift",
+        "create",
+        "rolebinding",
+        "iris-drift",
+        "-n",
+        where,
+        "--role=iris-drift",
         f"--serviceaccount={where}:iris-drift",
     )
-    assert can_i(kubectl, f"system:serviceaccount:{where}:iris-drift", "patch",
-                 "inferenceservices.kubeloop.dev/iris", "--subresource=status", "-n", where)
+    assert can_i(
+        kubectl,
+        f"system:serviceaccount:{where}:iris-drift",
+        "patch",
+        "inferenceservices.kubeloop.dev/iris",
+        "--subresource=status",
+        "-n",
+        where,
+    )
 
     # Granting what the operator does not hold is refused: it has no escalate.
     greedy = [*SIDECAR_RULES, {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
-    refused = as_operator("create", "-f", "-", check=False,
-                          input=sidecar_role(where, "greedy", greedy))
+    refused = as_operator(
+        "create", "-f", "-", check=False, input=sidecar_role(where, "greedy", greedy)
+    )
     assert refused.returncode != 0
     assert "attempting to grant RBAC permissions not currently held" in refused.stderr
     # Nor can it bind a role it does not hold (no bind).
     refused = as_operator(
-        "create", "rolebinding", "admin-for-drift", "-n", where, "--clusterrole=admin",
-        f"--serviceaccount={where}:iris-drift", check=False,
+        "create",
+        "rolebinding",
+        "admin-for-drift",
+        "-n",
+        where,
+        "--clusterrole=admin",
+        f"--serviceaccount={where}:iris-drift",
+        check=False,
     )
-    assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
+    assert refused.returncode != 0
+    assert "forbidden" in refused.stderr.lower()
 
     if installed.watched:
         outside = as_operator(
-            "create", "-f", "-", check=False,
+            "create",
+            "-f",
+            "-",
+            check=False,
             input=sidecar_role(installed.other, "iris-drift", SIDECAR_RULES),
         )
-        assert outside.returncode != 0 and "forbidden" in outside.stderr.lower()
+        assert outside.returncode != 0
+        assert "forbidden" in outside.stderr.lower()
 
 
 # --- install and uninstall ------------------------------------------------------------------
@@ -300,24 +336,34 @@ def test_bad_value_fails_helm_install_with_the_schema_message_and_installs_nothi
         ({"replicaCount": "-1"}, "at '/replicaCount': minimum: got -1, want 0"),
         ({"watch.mode": "some"}, "at '/watch/mode': value must be one of 'cluster', 'namespaces'"),
         ({"image.repository": "Op:dev"}, "at '/image/repository': 'Op:dev' does not match"),
-        ({"artifactStore.type": "nfs"},
-         "at '/artifactStore/type': value must be one of 'pvc', 'existingClaim', 's3'"),
+        (
+            {"artifactStore.type": "nfs"},
+            "at '/artifactStore/type': value must be one of 'pvc', 'existingClaim', 's3'",
+        ),
     ):
-        result = cluster_helm("install", "bad", str(CHART), f"--namespace={namespace}",
-                              *set_args(values), check=False)
+        result = cluster_helm(
+            "install", "bad", str(CHART), f"--namespace={namespace}", *set_args(values), check=False
+        )
         assert result.returncode == 1
         assert message in result.stderr, result.stderr
     assert cluster_helm("list", f"--namespace={namespace}", "-q").stdout.strip() == ""
-    left = kubectl("get", "all,serviceaccounts,pvc,roles,rolebindings", "-n", namespace,
-                   "-l", "app.kubernetes.io/instance=bad", "-o", "name").stdout
+    left = kubectl(
+        "get",
+        "all,serviceaccounts,pvc,roles,rolebindings",
+        "-n",
+        namespace,
+        "-l",
+        "app.kubernetes.io/instance=bad",
+        "-o",
+        "name",
+    ).stdout
     assert left == ""
 
 
-def test_notes_after_install_tell_the_next_step(
-    cluster_helm: HelmRunner, namespace: str
-) -> None:
-    out = cluster_helm("install", "kubeloop", str(CHART), f"--namespace={namespace}",
-                       "--dry-run=client").stdout
+def test_notes_after_install_tell_the_next_step(cluster_helm: HelmRunner, namespace: str) -> None:
+    out = cluster_helm(
+        "install", "kubeloop", str(CHART), f"--namespace={namespace}", "--dry-run=client"
+    ).stdout
     notes = out.split("NOTES:", 1)[1]
     assert f"kubectl -n {namespace} rollout status deployment/kubeloop" in notes
     assert "kubectl wait --for=condition=Ready inferenceservice/iris" in notes
@@ -338,13 +384,25 @@ def test_uninstall_leaves_nothing_but_the_crds(
     release = f"un-{uuid.uuid4().hex[:6]}"
     selector = f"app.kubernetes.io/instance={release}"
     try:
-        cluster_helm("install", release, str(CHART), f"--namespace={namespace}",
-                     "--set=watch.mode=namespaces", f"--set=watch.namespaces={{{watched}}}")
+        cluster_helm(
+            "install",
+            release,
+            str(CHART),
+            f"--namespace={namespace}",
+            "--set=watch.mode=namespaces",
+            f"--set=watch.namespaces={{{watched}}}",
+        )
         made = kubectl("get", OURS, "-A", "-l", selector, "-o", "name").stdout.split()
         kinds = {name.split("/")[0] for name in made}
-        assert {"deployment.apps", "serviceaccount", "service", "persistentvolumeclaim",
-                "role.rbac.authorization.k8s.io", "rolebinding.rbac.authorization.k8s.io",
-                "clusterrole.rbac.authorization.k8s.io"} <= kinds, made
+        assert {
+            "deployment.apps",
+            "serviceaccount",
+            "service",
+            "persistentvolumeclaim",
+            "role.rbac.authorization.k8s.io",
+            "rolebinding.rbac.authorization.k8s.io",
+            "clusterrole.rbac.authorization.k8s.io",
+        } <= kinds, made
 
         cluster_helm("uninstall", release, f"--namespace={namespace}", "--wait")
 
