@@ -111,7 +111,6 @@ NEEDED = [
     ("create", "rolebindings.rbac.authorization.k8s.io"),
     ("update", "leases.coordination.k8s.io"),
     ("create", "events"),
-    ("create", "events.events.k8s.io"),
 ]
 # What it must never be able to do, wherever it asks.
 FORBIDDEN = [

@@ -186,18 +186,16 @@ of the operator that needs it; docs/rbac.md explains them. Rendered into the Clu
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
   verbs: [get, list, watch, create, update, patch]
-# Events on every transition (Kopf posts core v1 Events too).
+# Events on every transition: core/v1 Events, created once each (Kopf posts the same kind).
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 {{- if .Values.peering.enabled }}
 # Kopf peering: each replica keeps itself alive in the peering object and pauses while a peer
-# with a higher priority runs.
+# with a higher priority runs. The chart makes the object; the operator's create-if-missing at
+# startup then only meets "already exists".
 - apiGroups: [kopf.dev]
   resources: [{{ if eq .Values.watch.mode "cluster" }}clusterkopfpeerings{{ else }}kopfpeerings{{ end }}]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, create, patch]
 {{- end }}
 {{- end }}
