@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from conftest import CHART, HelmRunner, set_args
+from conftest import CHART, REPO, HelmRunner, set_args
 
 from support import eventually
 
@@ -233,73 +234,113 @@ def token_kubectl(kubectl: KubectlRunner, tmp_path: Path, installed: Install) ->
     return run
 
 
-def sidecar_role(namespace: str, name: str, rules: list[dict[str, object]]) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": name, "namespace": namespace},
-            "rules": rules,
-        }
-    )
+def role(namespace: str, name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": rules,
+    }
 
 
-SIDECAR_RULES: list[dict[str, object]] = [
-    {
-        "apiGroups": ["kubeloop.dev"],
-        "resources": ["inferenceservices"],
-        "verbs": ["get"],
-        "resourceNames": ["iris"],
-    },
-    {
-        "apiGroups": ["kubeloop.dev"],
-        "resources": ["inferenceservices/status"],
-        "verbs": ["patch"],
-        "resourceNames": ["iris"],
-    },
-]
+def sidecar_rbac(isvc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The drift sidecar's ServiceAccount, Role and RoleBinding, as the operator builds them."""
+    meta = isvc["metadata"]
+    try:
+        from kubeloop.builders.inferenceservice import Owner, build_sidecar_rbac
+    except ImportError:  # before the operator's InferenceService builders are merged
+        name, namespace = f"{meta['name']}-drift", meta["namespace"]
+        rules = [
+            {
+                "apiGroups": ["kubeloop.dev"],
+                "resources": ["inferenceservices"],
+                "resourceNames": [meta["name"]],
+                "verbs": ["get"],
+            },
+            {
+                "apiGroups": ["kubeloop.dev"],
+                "resources": ["inferenceservices/status"],
+                "resourceNames": [meta["name"]],
+                "verbs": ["get", "patch"],
+            },
+        ]
+        return [
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": name, "namespace": namespace},
+            },
+            role(namespace, name, rules),
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": name, "namespace": namespace},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+            },
+        ]
+    return list(build_sidecar_rbac(Owner(meta["name"], meta["namespace"], meta["uid"])))
+
+
+def example_inference_service(kubectl: KubectlRunner, namespace: str) -> dict[str, Any]:
+    docs = yaml.safe_load_all((REPO / "examples" / "iris.yaml").read_text())
+    isvc = next(doc for doc in docs if doc["kind"] == "InferenceService")
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(isvc))
+    return dict(json.loads(kubectl("get", "infsvc", "iris", "-n", namespace, "-o", "json").stdout))
 
 
 @pytest.mark.parametrize("mode", ["cluster", "namespaces"])
-def test_operator_token_creates_the_sidecar_role_and_binding_but_cannot_escalate(
+def test_operator_token_applies_the_sidecar_rbac_but_cannot_escalate(
     request: pytest.FixtureRequest, kubectl: KubectlRunner, tmp_path: Path, mode: str
 ) -> None:
     installed: Install = request.getfixturevalue(f"{mode}_mode")
     as_operator = token_kubectl(kubectl, tmp_path, installed)
     where = installed.watched[0] if installed.watched else installed.other
-    assert as_operator("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout == (
-        installed.account
-    )
+    whoami = as_operator("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    assert whoami.stdout == installed.account
 
-    as_operator("create", "-f", "-", input=sidecar_role(where, "iris-drift", SIDECAR_RULES))
-    as_operator("create", "serviceaccount", "iris-drift", "-n", where)
+    # What the operator does for every InferenceService: server-side apply, its field manager.
+    manifests = sidecar_rbac(example_inference_service(kubectl, where))
+    assert [m["kind"] for m in manifests] == ["ServiceAccount", "Role", "RoleBinding"]
     as_operator(
-        "create",
-        "rolebinding",
-        "iris-drift",
-        "-n",
-        where,
-        "--role=iris-drift",
-        f"--serviceaccount={where}:iris-drift",
+        "apply",
+        "--server-side",
+        "--field-manager=kubeloop-operator",
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(manifests),
     )
+    sidecar = f"system:serviceaccount:{where}:{manifests[0]['metadata']['name']}"
     assert can_i(
         kubectl,
-        f"system:serviceaccount:{where}:iris-drift",
+        sidecar,
         "patch",
         "inferenceservices.kubeloop.dev/iris",
         "--subresource=status",
         "-n",
         where,
     )
+    assert not can_i(
+        kubectl,
+        sidecar,
+        "patch",
+        "inferenceservices.kubeloop.dev/other",
+        "--subresource=status",
+        "-n",
+        where,
+    )
 
     # Granting what the operator does not hold is refused: it has no escalate.
-    greedy = [*SIDECAR_RULES, {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    rules = [
+        *manifests[1]["rules"],
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    ]
     refused = as_operator(
-        "create", "-f", "-", check=False, input=sidecar_role(where, "greedy", greedy)
+        "create", "-f", "-", check=False, input=yaml.safe_dump(role(where, "greedy", rules))
     )
     assert refused.returncode != 0
     assert "attempting to grant RBAC permissions not currently held" in refused.stderr
-    # Nor can it bind a role it does not hold (no bind).
+    # Nor can it bind a role whose permissions it does not hold (no bind).
     refused = as_operator(
         "create",
         "rolebinding",
@@ -314,15 +355,10 @@ def test_operator_token_creates_the_sidecar_role_and_binding_but_cannot_escalate
     assert "forbidden" in refused.stderr.lower()
 
     if installed.watched:
-        outside = as_operator(
-            "create",
-            "-f",
-            "-",
-            check=False,
-            input=sidecar_role(installed.other, "iris-drift", SIDECAR_RULES),
-        )
-        assert outside.returncode != 0
-        assert "forbidden" in outside.stderr.lower()
+        outside = role(installed.other, "iris-drift", manifests[1]["rules"])
+        refused = as_operator("create", "-f", "-", check=False, input=yaml.safe_dump(outside))
+        assert refused.returncode != 0
+        assert "forbidden" in refused.stderr.lower()
 
 
 # --- install and uninstall ------------------------------------------------------------------
