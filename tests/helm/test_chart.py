@@ -399,6 +399,13 @@ def test_cluster_mode_binds_the_rules_cluster_wide_to_the_operator(render: Rende
     assert not by_kind(manifests, "Role")
 
 
+def test_rbac_can_be_left_to_the_user(render: Render) -> None:
+    manifests = render({"rbac.create": "false"})
+    kinds = {m["kind"] for m in manifests}
+    assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+    assert "Deployment" in kinds
+
+
 def test_everything_rendered_carries_the_release_labels(render: Render) -> None:
     # `helm uninstall` removes what it made; the labels let a person find it too.
     for variant in ("defaults", "namespaces", "peered"):
