@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """kubeconform JSON Schemas for what our manifests use but do not define, built offline from
-pinned Go modules: Kubernetes' built-in kinds, Argo CD's and Flux's CRDs.
+pinned Go modules: Kubernetes' built-in kinds, Argo CD's, Flux's and the ServiceMonitor CRDs.
 
     python hack/kubeconform_upstream.py [--out DIR]    # default .cache/kubeloop/schemas/upstream
     kubeconform -strict -schema-location "$(python hack/kubeconform_upstream.py)" FILE...
@@ -10,7 +10,8 @@ checked against go.sum's public checksum database):
 - Kubernetes: `api/openapi-spec/swagger.json` of k8s.io/kubernetes at the version the control
   plane is built from (hack/tools/kube/go.mod), the same OpenAPI the API server serves;
 - Argo CD: `manifests/crds/*.yaml` of github.com/argoproj/argo-cd/v3;
-- Flux: `config/crd/bases/*.yaml` of github.com/fluxcd/helm-controller and source-controller.
+- Flux: `config/crd/bases/*.yaml` of github.com/fluxcd/helm-controller and source-controller;
+- the Prometheus Operator's ServiceMonitor, from its module's `example/prometheus-operator-crd/`.
 
 The layout is the one hack/kubeconform_schemas.py writes for our CRDs,
 `<out>/<group>/<kind lowercased>_<version>.json` (the core group's kinds under `<out>/v1/`, since
@@ -47,6 +48,7 @@ class CrdSource:
     module: str
     version: str
     folder: str
+    pattern: str = "*.yaml"
 
 
 # Argo CD v3.6 and source-controller v1.10 need Go 1.27 just to be downloaded by Go 1.26.
@@ -54,6 +56,13 @@ CRD_SOURCES = (
     CrdSource("github.com/argoproj/argo-cd/v3", "v3.5.7", "manifests/crds"),
     CrdSource("github.com/fluxcd/helm-controller", "v1.6.0", "config/crd/bases"),
     CrdSource("github.com/fluxcd/source-controller", "v1.9.6", "config/crd/bases"),
+    # The chart's optional ServiceMonitor.
+    CrdSource(
+        "github.com/prometheus-operator/prometheus-operator",
+        "v0.85.0",
+        "example/prometheus-operator-crd",
+        "monitoring.coreos.com_servicemonitors.yaml",
+    ),
 )
 KUBERNETES_MODULE = "k8s.io/kubernetes"
 SWAGGER = "api/openapi-spec/swagger.json"
@@ -190,7 +199,7 @@ def crd_files(sources: Iterable[CrdSource]) -> list[Path]:
     files = []
     for source in sources:
         folder = module_dir(source.module, source.version) / source.folder
-        found = sorted(folder.glob("*.yaml"))
+        found = sorted(folder.glob(source.pattern))
         if not found:
             raise UpstreamError(f"{source.module}@{source.version} has no CRDs in {source.folder}")
         files += found
