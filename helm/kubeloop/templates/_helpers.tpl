@@ -156,10 +156,11 @@ of the operator that needs it; docs/rbac.md explains them. Rendered into the Clu
 - apiGroups: [kubeloop.dev]
   resources: [datasets/finalizers, trainingjobs/finalizers, inferenceservices/finalizers]
   verbs: [update]
-# Profile, train and fetch Jobs of the runtime image; superseded ones are deleted.
+# Profile, train and verify Jobs of the runtime image, created once each (deterministic names);
+# finished ones are removed by their ttlSecondsAfterFinished, not by the operator.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch, create]
 # Read only: a Job's result is its Pod's termination message; a candidate's failure reason is its
 # Pods' state. No pods/log, no pods/exec, no create.
 - apiGroups: [""]
