@@ -451,3 +451,47 @@ def test_uninstall_leaves_nothing_but_the_crds(
         cluster_helm("uninstall", release, f"--namespace={namespace}", check=False)
         for name in (namespace, watched):
             kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_operator_pod_is_admitted_under_restricted_pod_security(
+    cluster_helm: HelmRunner, kubectl: KubectlRunner, kubeloop_crds: list[str]
+) -> None:
+    # The PodSecurity admission plugin refuses a non-compliant Pod at create time, so a Pod of
+    # the Deployment existing in an enforcing namespace is the proof (it need not run here).
+    namespace = make_namespace(kubectl, "helm-psa")
+    kubectl(
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    )
+    release = f"psa-{uuid.uuid4().hex[:6]}"
+    try:
+        cluster_helm(
+            "install",
+            release,
+            str(CHART),
+            f"--namespace={namespace}",
+        )
+
+        def pods() -> list[str]:
+            return kubectl(
+                "get",
+                "pods",
+                "-n",
+                namespace,
+                "-l",
+                f"app.kubernetes.io/instance={release}",
+                "-o",
+                "name",
+            ).stdout.split()
+
+        eventually(lambda: len(pods()) == 1, timeout=60, interval=0.5, what="the operator Pod")
+        events = kubectl(
+            "get", "events", "-n", namespace, "--field-selector=reason=FailedCreate", "-o", "name"
+        ).stdout
+        assert events == ""
+    finally:
+        cluster_helm("uninstall", release, f"--namespace={namespace}", check=False)
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
