@@ -18,7 +18,9 @@ DEPLOY_NAMESPACE ?= kubeloop-system
 OPERATOR_REPOSITORY ?= kubeloop-operator
 RUNTIME_REPOSITORY ?= kubeloop-runtime
 IMAGE_TAG ?= dev
-DEPLOY_ARGS ?= --wait --timeout 5m
+# No `helm --wait`: it also waits for the artifact claim to bind, which a WaitForFirstConsumer
+# StorageClass (kind's, the local node's) does only when the first training Pod uses it.
+DEPLOY_ARGS ?= --timeout 5m
 HELM_ARGS ?=
 # kind: the cluster's own kubeconfig, so it never becomes the current context of ~/.kube/config.
 KIND ?= kind
@@ -80,7 +82,8 @@ deploy: tools
 	  --set image.pullPolicy=IfNotPresent \
 	  --set runtime.image.repository=$(RUNTIME_REPOSITORY) --set runtime.image.tag=$(IMAGE_TAG) \
 	  --set runtime.image.pullPolicy=IfNotPresent \
-	  $(DEPLOY_ARGS) $(HELM_ARGS)
+	  $(DEPLOY_ARGS) $(HELM_ARGS) && \
+	kubectl -n $(DEPLOY_NAMESPACE) rollout status deployment/$(RELEASE) --timeout=5m
 
 # Removes everything the release made; the CRDs (and so every Kubeloop object) stay.
 undeploy: tools
