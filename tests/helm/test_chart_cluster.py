@@ -109,7 +109,9 @@ NEEDED = [
     ("create", "serviceaccounts"),
     ("create", "roles.rbac.authorization.k8s.io"),
     ("create", "rolebindings.rbac.authorization.k8s.io"),
-    ("update", "leases.coordination.k8s.io"),
+    ("get", "configmaps"),
+    ("create", "configmaps"),
+    ("update", "configmaps"),
     ("create", "events"),
 ]
 # What it must never be able to do, wherever it asks.
@@ -122,6 +124,8 @@ FORBIDDEN = [
     ("create", "pods"),
     ("delete", "deployments.apps"),
     ("delete", "jobs.batch"),
+    ("list", "configmaps"),
+    ("delete", "configmaps"),
     ("delete", "pods"),
     ("escalate", "roles.rbac.authorization.k8s.io"),
     ("bind", "roles.rbac.authorization.k8s.io"),

@@ -182,11 +182,12 @@ of the operator that needs it; docs/rbac.md explains them. Rendered into the Clu
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
   verbs: [get, list, watch, create, patch]
-# The per-model version counter: one Lease per model, updated with optimistic concurrency so two
-# TrainingJobs finishing at once get consecutive version numbers.
-- apiGroups: [coordination.k8s.io]
-  resources: [leases]
-  verbs: [get, list, watch, create, update, patch]
+# The per-model version counter: a ConfigMap `kubeloop-versions-<model>`, replaced with its
+# resourceVersion (update) so two TrainingJobs finishing at once get consecutive versions.
+# Read by name only: no list or watch of ConfigMaps, no delete.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create, update]
 # Events on every transition: core/v1 Events, created once each (Kopf posts the same kind).
 - apiGroups: [""]
   resources: [events]
