@@ -41,7 +41,7 @@ def test_kustomization_builds_every_example(
         check=True,
     ).stdout
     kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(built) if doc)
-    assert kinds == ["Application", "ConfigMap", "GitRepository", "HelmRelease"]
+    assert kinds == ["Application", "Application", "ConfigMap", "GitRepository", "HelmRelease"]
     result = kubeconform(stdin=built)
     assert result.returncode == 0, result.stdout + result.stderr
     # The YAML anchor that shares one health script survives kustomize.
@@ -71,6 +71,9 @@ def test_installers_point_at_this_chart_and_release(helm: HelmRunner, tmp_path: 
     assert application["source"]["repoURL"] == source["url"]
     assert (REPO / application["source"]["path"] / "Chart.yaml").exists()
     assert (REPO / release["chart"]["spec"]["chart"] / "Chart.yaml").exists()
+    pipeline = load(GITOPS / "argocd" / "pipeline.yaml")["spec"]["source"]
+    assert (pipeline["repoURL"], pipeline["targetRevision"]) == (source["url"], tag)
+    assert (REPO / pipeline["path"] / pipeline["directory"]["include"]).exists()
     assert (
         release["chart"]["spec"]["sourceRef"]["name"]
         == load(GITOPS / "flux" / "source.yaml")["metadata"]["name"]
