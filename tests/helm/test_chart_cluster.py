@@ -124,6 +124,8 @@ FORBIDDEN = [
     ("create", "pods"),
     ("delete", "deployments.apps"),
     ("delete", "jobs.batch"),
+    ("patch", "trainingjobs.kubeloop.dev"),
+    ("delete", "modelversions.kubeloop.dev"),
     ("list", "configmaps"),
     ("delete", "configmaps"),
     ("delete", "pods"),

@@ -137,13 +137,17 @@ of the operator that needs it; docs/rbac.md explains them. Rendered into the Clu
 (watch.mode=cluster) or into one Role per watched namespace (watch.mode=namespaces).
 */}}
 {{- define "kubeloop.operatorRules" -}}
-# Its own kinds: watched by Kopf, which keeps its progress in annotations (patch); ModelVersions
-# are registered (create) when a TrainingJob passes its gate, TrainingJobs created on drift.
+# Its own kinds, watched (Kopf) and read. A retrain refreshes its Dataset (an annotation) and
+# creates a TrainingJob; a passed gate creates a ModelVersion, and moving an alias patches the
+# version that had it; the promote annotation is removed from an InferenceService once used.
 - apiGroups: [kubeloop.dev]
   resources: [datasets, inferenceservices]
   verbs: [get, list, watch, patch]
 - apiGroups: [kubeloop.dev]
-  resources: [trainingjobs, modelversions]
+  resources: [trainingjobs]
+  verbs: [get, list, watch, create]
+- apiGroups: [kubeloop.dev]
+  resources: [modelversions]
   verbs: [get, list, watch, create, patch]
 # The status subresource is the operator's to write (server-side apply / merge patch).
 # inferenceservices/status is also granted onward to the drift sidecars' Roles, so the operator
