@@ -32,9 +32,9 @@ CLUSTER_ENV = given="$$KUBECONFIG"; eval "$$(python3 hack/devcluster.py env)"; \
 
 help:
 	@echo "make demo          run the whole loop on the local control plane"
-	@echo "make test          set up, lint, run every test (starts the local control plane)"
+	@echo "make test          set up, lint, run every test (starts the local cluster)"
 	@echo "make test-unit     only the tests that need no cluster"
-	@echo "make cluster-up    start (or reuse) the local control plane; cluster-down stops it"
+	@echo "make cluster-up    start (or reuse) the local single-node cluster; cluster-down stops it"
 	@echo "make deploy        helm upgrade --install the chart with the local images (undeploy removes it)"
 	@echo "make kind-up       a kind cluster (needs Docker); kind-load loads the images, kind-down deletes it"
 

@@ -1,0 +1,182 @@
+"""The local node's life cycle on the machine: `up` recovers from a killed run (every process
+SIGKILLed, shims, mounts, chains and leases left behind), and `hack/devcluster down` leaves
+nothing of the node behind: no process, mount, bridge, route, iptables chain, cgroup, address
+lease or kubelet file. These stop the shared local cluster, so they run after every other test
+(RUNS_LAST, see conftest), in this order, and nothing is started after them. Skipped when the
+tests run against a given cluster (KUBELOOP_TEST_KUBECONFIG or KUBECONFIG)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+import devcluster
+import devnode
+import hostnet
+from support import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, TESTKIT_IMAGE
+
+RUNS_LAST = True
+POD_SPEC = {
+    "securityContext": RESTRICTED_POD_SECURITY,
+    "terminationGracePeriodSeconds": 5,
+    "containers": [
+        {
+            "name": "web",
+            "image": TESTKIT_IMAGE,
+            "command": ["/testkit", "serve", ":8080"],
+            "securityContext": RESTRICTED_CONTAINER_SECURITY,
+        }
+    ],
+}
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.node,
+    pytest.mark.skipif(
+        bool(os.environ.get("KUBELOOP_TEST_KUBECONFIG") or os.environ.get("KUBECONFIG")),
+        reason="stops the local cluster; the tests run against a given cluster",
+    ),
+]
+
+
+def devcluster_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO / "hack" / "devcluster"), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def local_node(kubeconfig: str) -> devcluster.Layout:
+    layout = devcluster.Layout.from_env()
+    if not layout.node or devcluster.running_pid(layout, "kubelet") is None:
+        pytest.skip("the local cluster runs without its node")
+    return layout
+
+
+class RunningPod(NamedTuple):
+    kubectl: list[str]  # the command line that reaches the cluster
+    namespace: str
+    wait_ready: list[str]  # the command line that waits until the Pod is Ready
+
+
+@pytest.fixture(scope="module")
+def running_pod(local_node: devcluster.Layout, kubeconfig: str) -> RunningPod:
+    """A running Pod, so there is network state (veth, chains, a lease) and mounts to undo."""
+    kubectl = [str(local_node.bin / "kubectl"), f"--kubeconfig={kubeconfig}"]
+    namespace = f"t-down-{uuid.uuid4().hex[:6]}"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "running", "namespace": namespace},
+        "spec": POD_SPEC,
+    }
+    subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
+    subprocess.run(
+        [*kubectl, "create", "-f", "-"], input=json.dumps(pod), text=True, check=True,
+        capture_output=True,
+    )  # fmt: skip
+    wait_ready = ["wait", "-n", namespace, "--for=condition=Ready", "pod/running"]
+    subprocess.run(
+        [*kubectl, *wait_ready, "--timeout=60s"], check=True, capture_output=True, timeout=70
+    )
+    return RunningPod(kubectl, namespace, [*kubectl, *wait_ready])
+
+
+def test_up_restarts_a_dead_stateless_component_alone(
+    local_node: devcluster.Layout, running_pod: RunningPod
+) -> None:
+    before = {c: devcluster.running_pid(local_node, c) for c in local_node.components}
+    pid = before["coredns"]
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    hostnet.wait_gone([pid], 10)
+    up = devcluster_cli("up")
+    assert up.returncode == 0, up.stderr
+    assert "restarted coredns" in up.stdout
+    after = {c: devcluster.running_pid(local_node, c) for c in local_node.components}
+    assert {c: p for c, p in after.items() if c != "coredns"} == {
+        c: p for c, p in before.items() if c != "coredns"
+    }  # nothing else restarted, nothing drained
+    assert after["coredns"] not in (None, pid)
+    assert (
+        subprocess.run([*running_pod.wait_ready, "--timeout=5s"], capture_output=True).returncode
+        == 0
+    )
+
+
+def test_up_recovers_from_a_killed_run(
+    local_node: devcluster.Layout, running_pod: RunningPod
+) -> None:
+    for component in local_node.components:
+        pid = devcluster.running_pid(local_node, component)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)  # the shims and the Pod's containers live on
+    assert devcluster_cli("status").returncode == 1
+    assert hostnet.mounts_under(local_node.root)  # what the killed run left
+
+    up = devcluster_cli("up")
+    assert up.returncode == 0, up.stderr
+    assert devcluster_cli("status").returncode == 0
+    # The Pod is started again by the new kubelet.
+    again = subprocess.run(
+        [*running_pod.wait_ready, "--timeout=90s"], capture_output=True, timeout=100
+    )
+    assert again.returncode == 0, again.stderr
+
+
+def test_down_leaves_nothing_of_the_node_behind(
+    local_node: devcluster.Layout, running_pod: RunningPod
+) -> None:
+    layout = local_node
+    kubectl, namespace = running_pod.kubectl, running_pod.namespace
+    # A Job's Pod carries a finalizer the controller manager removes: it must not hold the drain.
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "busy", "namespace": namespace},
+        "spec": {"template": {"spec": {**POD_SPEC, "restartPolicy": "Never"}}},
+    }
+    subprocess.run(
+        [*kubectl, "create", "-f", "-"], input=json.dumps(job), text=True, check=True,
+        capture_output=True,
+    )  # fmt: skip
+    subprocess.run(
+        [*kubectl, "wait", "-n", namespace, "--for=condition=Ready", "pod", "-l", "job-name=busy",
+         "--timeout=60s"],
+        check=True, capture_output=True, timeout=70,
+    )  # fmt: skip
+    assert hostnet.mounts_under(layout.root)
+
+    began = time.monotonic()
+    down = devcluster_cli("down")
+    assert down.returncode == 0, down.stderr
+    assert time.monotonic() - began < 45  # the drain did not wait out its 60 s timeout
+
+    marker = str(layout.root)
+    assert [p.argv for p in hostnet.processes() if any(marker in a for a in p.argv)] == []
+    assert hostnet.mounts_under(layout.root) == []
+    assert not hostnet.bridge_exists()
+    assert hostnet.run(["ip", "route", "show", devnode.SERVICE_CIDR]).stdout == ""
+    for family in ("iptables-save", "ip6tables-save"):
+        chains = [
+            line
+            for line in hostnet.run([family]).stdout.splitlines()
+            if line.startswith((":CNI-", ":KUBE-")) or " -j CNI-" in line or " -j KUBE-" in line
+        ]
+        assert chains == [], family
+    assert hostnet.cgroup_dirs() == []
+    assert not Path(devnode.KUBELET_DEVICE_PLUGINS).exists()
+    logs = Path(devnode.KUBELET_CONTAINER_LOGS)
+    assert not logs.exists() or not [p for p in logs.iterdir() if p.is_symlink()]
+    assert not list(Path(devnode.CNI_RESULT_CACHE).glob(f"{devnode.CNI_NETWORK}-*"))
+    ipam = layout.node_layout.cni_ipam_dir
+    assert not ipam.exists() or not any(ipam.rglob("10.244.*"))
+    assert devcluster_cli("status").returncode == 1
