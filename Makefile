@@ -7,8 +7,8 @@ PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.kubeloop-installed
 
-.PHONY: help setup tools test test-unit lint crds demo cluster-up cluster-down cluster-status \
-	deploy undeploy kind-up kind-load kind-down
+.PHONY: help setup tools images images-load images-down test test-unit lint crds demo \
+	cluster-up cluster-down cluster-status deploy undeploy kind-up kind-load kind-down
 
 # `make deploy`: the chart with the locally built images, into the cluster $KUBECONFIG names, or,
 # when it is unset, the local cluster of hack/devcluster.py (KUBELOOP_CACHE picks which one; the
@@ -35,6 +35,8 @@ help:
 	@echo "make test          set up, lint, run every test (starts the local cluster)"
 	@echo "make test-unit     only the tests that need no cluster"
 	@echo "make cluster-up    start (or reuse) the local single-node cluster; cluster-down stops it"
+	@echo "make images        build kubeloop-runtime:dev and kubeloop-operator:dev (when their inputs changed)"
+	@echo "make images-load   build them and load them into the local node"
 	@echo "make deploy        helm upgrade --install the chart with the local images (undeploy removes it)"
 	@echo "make kind-up       a kind cluster (needs Docker); kind-load loads the images, kind-down deletes it"
 
@@ -48,12 +50,24 @@ setup: $(STAMP)
 tools:
 	bash hack/build-tools.sh
 
+# The images are built by a Docker engine the script starts (and stops) when none runs, FROM a
+# local Debian base: nothing is pulled (docs/images.md).
+images:
+	bash hack/images.sh build
+
+images-load: setup
+	bash hack/images.sh load
+
+# Stops an engine left running with KUBELOOP_DOCKER_KEEP=1.
+images-down:
+	bash hack/images.sh down
+
 lint: setup
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
 
-test: setup tools lint
+test: setup tools lint images
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup
