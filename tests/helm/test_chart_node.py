@@ -130,7 +130,8 @@ def operator_pod(kubectl: KubectlRunner, release: Release) -> dict[str, Any]:
 
 
 def operator_logs(kubectl: KubectlRunner, release: Release) -> str:
-    return kubectl("logs", "-n", release.namespace, f"deployment/{release.name}").stdout
+    pod = operator_pod(kubectl, release)["metadata"]["name"]
+    return kubectl("logs", "-n", release.namespace, pod).stdout
 
 
 def test_install_wait_brings_the_operator_pod_ready(
