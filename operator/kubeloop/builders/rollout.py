@@ -23,6 +23,7 @@ Rules (docs/reference/inferenceservice.md and ISSUE 8):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -619,3 +620,62 @@ def status_patch(
         "conditions": conditions_to_wire(conditions),
         "observedGeneration": generation,
     }
+
+
+# Container waiting reasons that mean the Pod will not become ready by itself soon.
+_STUCK_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+def _termination_text(terminated: Mapping[str, Any] | None) -> str:
+    """The runtime's termination message (its `message` field when JSON), else the reason."""
+    if not terminated:
+        return ""
+    text = str(terminated.get("message") or "").strip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+            if isinstance(parsed, dict) and parsed.get("message"):
+                text = f"{parsed.get('reason', 'error')}: {parsed['message']}"
+        except ValueError:
+            pass
+    exit_code = terminated.get("exitCode")
+    return f"exit code {exit_code}" + (f", {text}" if text else "")
+
+
+def pod_failure(pods: list[Mapping[str, Any]]) -> str | None:
+    """Why a colour's Pods are not ready, in words, from their container statuses; None if the
+    Pods merely have not started yet."""
+    for pod in pods:
+        status = pod.get("status") or {}
+        for condition in status.get("conditions") or ():
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                return f"Pod {pod['metadata']['name']} unschedulable: {condition.get('message')}"
+        groups = (
+            ("init container", status.get("initContainerStatuses")),
+            ("container", status.get("containerStatuses")),
+        )
+        for what, statuses in groups:
+            for container in statuses or ():
+                state = container.get("state") or {}
+                waiting = state.get("waiting") or {}
+                last = (container.get("lastState") or {}).get("terminated")
+                terminated = state.get("terminated")
+                name = container.get("name")
+                if waiting.get("reason") in _STUCK_REASONS:
+                    detail = _termination_text(last) or waiting.get("message") or ""
+                    return f"{what} {name}: {waiting['reason']}" + (
+                        f" ({detail})" if detail else ""
+                    )
+                if terminated and terminated.get("exitCode") not in (0, None):
+                    return f"{what} {name} failed: {_termination_text(terminated)}"
+    return None
