@@ -24,7 +24,7 @@ Rules (docs/reference/inferenceservice.md and ISSUE 8):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -652,7 +652,7 @@ def _termination_text(terminated: Mapping[str, Any] | None) -> str:
     return f"exit code {exit_code}" + (f", {text}" if text else "")
 
 
-def pod_failure(pods: list[Mapping[str, Any]]) -> str | None:
+def pod_failure(pods: Sequence[Mapping[str, Any]]) -> str | None:
     """Why a colour's Pods are not ready, in words, from their container statuses; None if the
     Pods merely have not started yet."""
     for pod in pods:
