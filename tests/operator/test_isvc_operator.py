@@ -374,9 +374,12 @@ def test_drift_refreshes_the_dataset_and_retrains_once_per_cooldown_and_never_wh
     job = get(api, API_VERSION, "TrainingJob", namespace, "iris-retrain-1")
     assert job["spec"]["estimator"] == "sklearn.linear_model.LogisticRegression"
     assert job["metadata"]["ownerReferences"][0]["name"] == "iris"
-    last = isvc_status(api, namespace)["lastRetrain"]
+    last = wait_status(
+        api, namespace, lambda s: s["lastRetrain"]["phase"] == "Created", "retrain recorded"
+    )["lastRetrain"]
     assert last["trainingJob"] == "iris-retrain-1"
-    assert last["phase"] == "Created"
+    assert "petal length" in last["reason"]
+    assert "RetrainStarted" in events(api, namespace)
 
     # Still drifting, but the TrainingJob has not finished: no second retrain.
     patch_status(api, API_VERSION, "InferenceService", namespace, "iris", {"drift": drift(True)})

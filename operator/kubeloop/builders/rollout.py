@@ -52,8 +52,9 @@ from kubeloop.conditions import (
     set_condition,
 )
 
-# How often to look again while Pods are starting (Deployment events also wake the controller).
-POLL_SECONDS = 5.0
+# While Pods start, Deployment and Pod events wake the controller; this slow look-again only
+# covers a missed watch event (the progress deadline is waited for exactly).
+POLL_SECONDS = 60.0
 FIRST_COLOR: Color = "blue"
 
 EventType = Literal["Normal", "Warning"]

@@ -13,10 +13,12 @@ status (candidate.since, scaleDown.at, lastRetrain.at), so a restarted operator 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,6 +79,66 @@ from kubeloop.runner import DONE, Context, Outcome, Runner
 
 KIND = "InferenceService"
 logger = logging.getLogger(__name__)
+Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+
+
+class AppliedManifests:
+    """What this process last applied per child, so an unchanged manifest is not sent again.
+
+    Server-side apply of an unchanged manifest changes nothing but still costs a request; an
+    InferenceService is reconciled on every event of itself and its children, so most applies
+    would be such no-ops. An entry is dropped on any event of the child (a change by someone
+    else, a deletion): the next reconcile applies again. Lost on restart, which is safe.
+    """
+
+    def __init__(self) -> None:
+        self._digests: dict[Key, str] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(manifest: Mapping[str, Any]) -> Key:
+        meta = manifest["metadata"]
+        return (manifest["apiVersion"], manifest["kind"], meta.get("namespace", ""), meta["name"])
+
+    def apply(self, api: Any, manifest: Mapping[str, Any]) -> None:
+        key = self.key(manifest)
+        digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            if self._digests.get(key) == digest:
+                return
+        apply(api, manifest)
+        with self._lock:
+            self._digests[key] = digest
+
+    def forget(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        with self._lock:
+            self._digests.pop((api_version, kind, namespace, name), None)
+
+
+class ModelVersionIndex:
+    """The ModelVersions of each (namespace, model), from Kopf's index once it is bound.
+
+    Kopf fills its indexes before any handler runs and updates them before the handlers of each
+    event, so the index is as fresh as a list call, without sending the namespace's whole
+    registry over the wire for every reconcile. Until bound (a reconcile not started by Kopf),
+    the API is listed.
+    """
+
+    def __init__(self) -> None:
+        self._index: Mapping[tuple[str | None, str], Any] | None = None
+
+    def bind(self, index: Mapping[tuple[str | None, str], Any]) -> None:
+        self._index = index
+
+    def of_model(self, api: Any, namespace: str, model: str) -> Sequence[Mapping[str, Any]]:
+        if self._index is None:
+            return list_objects(api, API_VERSION, "ModelVersion", namespace)
+        key = (namespace, model)
+        return list(self._index[key]) if key in self._index else []
+
+
+APPLIED = AppliedManifests()
+MODEL_VERSIONS = ModelVersionIndex()
 
 
 def serving_defaults(context: Context) -> ServingDefaults:
@@ -173,17 +235,22 @@ def _apply_children(
     target: ServingTarget | None,
     plan: RolloutPlan,
     defaults: ServingDefaults,
+    colors: Mapping[Color, ColorState],
+    template: str | None,
 ) -> None:
     api = context.api
     for manifest in build_sidecar_rbac(owner):
-        apply(api, manifest)
+        APPLIED.apply(api, manifest)
     if target is not None:
         for color, replicas in plan.render.items():
+            state = colors.get(color)
+            if state is not None and (state.template_hash, state.replicas) == (template, replicas):
+                continue  # observed as wanted: nothing to send
             apply(api, build_deployment(owner, spec, target, color, replicas, defaults))
     # Services after the Deployments (the selector flips once the new colour exists), and the
     # old colour scales down after the flip.
-    apply(api, build_active_service(owner, plan.active_service))
-    apply(api, build_preview_service(owner, plan.preview_service))
+    APPLIED.apply(api, build_active_service(owner, plan.active_service))
+    APPLIED.apply(api, build_preview_service(owner, plan.preview_service))
     for color, replicas in plan.scale.items():
         with contextlib.suppress(NotFound):  # nothing to scale
             patch(
@@ -265,10 +332,11 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
         if target is not None
         else None
     )
+    colors = _observe_colors(context, owner, desired)
     inputs = RolloutInputs(
         desired=desired,
         waiting_for=resolution.waiting_for,
-        colors=_observe_colors(context, owner, desired),
+        colors=colors,
         record=RolloutRecord.from_status(status),
         rollout=spec.rollout,
         promote_requested=bool((meta.get("annotations") or {}).get(ANNOTATION_PROMOTE)),
@@ -277,7 +345,7 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
     plan = decide(inputs)
     if plan.smoke_test_due is not None and target is not None:
         # The preview Service must select the candidate before the test goes through it.
-        apply(api, build_preview_service(owner, plan.smoke_test_due))
+        APPLIED.apply(api, build_preview_service(owner, plan.smoke_test_due))
         smoke = _smoke_test(context, owner, spec, target)
         emit(
             api,
@@ -288,7 +356,8 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
         )
         plan = decide(inputs, smoke)
 
-    _apply_children(context, owner, spec, target, plan, defaults)
+    template = desired.template_hash if desired is not None else None
+    _apply_children(context, owner, spec, target, plan, defaults, colors, template)
     _emit_all(context, body, plan)
     last_retrain, retrain_requeue = _retrain(context, body, owner, spec, status, now)
 
@@ -330,39 +399,21 @@ def _differs(current: Mapping[str, Any], patch_body: Mapping[str, Any]) -> bool:
 # --- Kopf wiring: every event hands the InferenceService to the Runner ---------------------
 
 
-@kopf.on.event(GROUP, "v1alpha1", "inferenceservices")
-async def inference_service_event(
-    memo: Any, type: str | None, namespace: str | None, name: str | None, **_: Any
-) -> None:
-    runner: Runner = memo.runner
-    if namespace is None or name is None:
-        return
-    if type == "DELETED":
-        runner.forget(KIND, namespace, name)
-        return
-    await runner.trigger(KIND, namespace, name)
-
-
-@kopf.on.event("apps", "v1", "deployments", labels={LABEL_ISVC: kopf.PRESENT})
-async def deployment_event(
-    memo: Any, labels: Mapping[str, str], namespace: str | None, **_: Any
-) -> None:
-    if namespace is not None:
-        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
-
-
-@kopf.on.event("v1", "pods", labels={LABEL_ISVC: kopf.PRESENT, LABEL_COLOR: kopf.PRESENT})
-async def pod_event(memo: Any, labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
-    if namespace is not None:
-        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
-
-
-@kopf.on.event(GROUP, "v1alpha1", "trainingjobs", labels={LABEL_ISVC: kopf.PRESENT})
-async def training_job_event(
-    memo: Any, labels: Mapping[str, str], namespace: str | None, **_: Any
-) -> None:
-    if namespace is not None:
-        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+@kopf.index(GROUP, "v1alpha1", "modelversions")
+def model_versions_by_model(
+    namespace: str | None,
+    meta: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    **_: Any,
+) -> dict[tuple[str | None, str], dict[str, Any]]:
+    """(namespace, model name) → what target resolution reads of each ModelVersion."""
+    body = {
+        "metadata": {"name": meta["name"], "deletionTimestamp": meta.get("deletionTimestamp")},
+        "spec": dict(spec),
+        "status": {"phase": status.get("phase"), "conditions": status.get("conditions")},
+    }
+    return {(namespace, str(spec.get("modelName"))): body}
 
 
 @kopf.index(GROUP, "v1alpha1", "inferenceservices")
@@ -373,11 +424,77 @@ def inference_services_by_model(
     return {(namespace, str((spec.get("model") or {}).get("name"))): name}
 
 
+@kopf.on.event(GROUP, "v1alpha1", "inferenceservices")
+async def inference_service_event(
+    memo: Any, type: str | None, namespace: str | None, name: str | None, **kwargs: Any
+) -> None:
+    MODEL_VERSIONS.bind(kwargs["model_versions_by_model"])
+    runner: Runner = memo.runner
+    if namespace is None or name is None:
+        return
+    if type == "DELETED":
+        runner.forget(KIND, namespace, name)
+        return
+    await runner.trigger(KIND, namespace, name)
+
+
+async def _child_event(memo: Any, body: Mapping[str, Any], labels: Mapping[str, str]) -> None:
+    meta = body["metadata"]
+    namespace = meta.get("namespace")
+    if namespace is None:
+        return
+    APPLIED.forget(body["apiVersion"], body["kind"], namespace, meta["name"])
+    await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+
+
+OURS = {LABEL_ISVC: kopf.PRESENT}
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=OURS)
+async def deployment_event(memo: Any, body: Any, labels: Mapping[str, str], **_: Any) -> None:
+    await _child_event(memo, body, labels)
+
+
+@kopf.on.event("v1", "services", labels=OURS)
+async def service_event(memo: Any, body: Any, labels: Mapping[str, str], **_: Any) -> None:
+    await _child_event(memo, body, labels)
+
+
+@kopf.on.event("v1", "serviceaccounts", labels=OURS)
+async def service_account_event(memo: Any, body: Any, labels: Mapping[str, str], **_: Any) -> None:
+    await _child_event(memo, body, labels)
+
+
+@kopf.on.event("rbac.authorization.k8s.io", "v1", "roles", labels=OURS)
+async def role_event(memo: Any, body: Any, labels: Mapping[str, str], **_: Any) -> None:
+    await _child_event(memo, body, labels)
+
+
+@kopf.on.event("rbac.authorization.k8s.io", "v1", "rolebindings", labels=OURS)
+async def role_binding_event(memo: Any, body: Any, labels: Mapping[str, str], **_: Any) -> None:
+    await _child_event(memo, body, labels)
+
+
+@kopf.on.event("v1", "pods", labels={LABEL_ISVC: kopf.PRESENT, LABEL_COLOR: kopf.PRESENT})
+async def pod_event(memo: Any, labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
+    if namespace is not None:
+        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+
+
+@kopf.on.event(GROUP, "v1alpha1", "trainingjobs", labels=OURS)
+async def training_job_event(
+    memo: Any, labels: Mapping[str, str], namespace: str | None, **_: Any
+) -> None:
+    if namespace is not None:
+        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+
+
 @kopf.on.event(GROUP, "v1alpha1", "modelversions")
 async def model_version_event(
     memo: Any, spec: Mapping[str, Any], namespace: str | None, **kwargs: Any
 ) -> None:
     """A new, changed or deleted ModelVersion: every InferenceService of its model looks again."""
+    MODEL_VERSIONS.bind(kwargs["model_versions_by_model"])
     index: kopf.Index[tuple[str | None, str], str | None] = kwargs["inference_services_by_model"]
     key = (namespace, str(spec.get("modelName")))
     if namespace is None or key not in index:
