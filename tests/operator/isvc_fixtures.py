@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubeloop.api.inferenceservice import InferenceServiceSpec
-from kubeloop.builders.inferenceservice import Owner, ServingDefaults
+from kubeloop.builders.inferenceservice import Owner
 from kubeloop.builders.rollout import ColorState
 from kubeloop.builders.target import ServingTarget
+from kubeloop.settings import OperatorSettings
 
 OWNER = Owner(name="iris", namespace="ml", uid="1234-uid")
-DEFAULTS = ServingDefaults(image="kubeloop-runtime:dev")
+DEFAULTS = OperatorSettings(runtime_image="kubeloop-runtime:dev")
 NOW = datetime(2026, 12, 1, 8, 0, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "a" * 64
 

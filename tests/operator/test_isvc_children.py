@@ -42,7 +42,7 @@ def test_deployment_fetches_the_artifact_with_its_digest_into_a_read_only_emptyd
     assert {"name": "models", "mountPath": "/mnt/models"} in fetch["volumeMounts"]
     # The artifact's claim is mounted where the runtime looks for pvc:// URIs, read-only.
     assert {
-        "name": "artifacts",
+        "name": "pvc-0",
         "mountPath": "/mnt/pvc/kubeloop-artifacts",
         "readOnly": True,
     } in fetch["volumeMounts"]
@@ -52,7 +52,10 @@ def test_deployment_fetches_the_artifact_with_its_digest_into_a_read_only_emptyd
     ]
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     assert volumes["models"] == {"name": "models", "emptyDir": {}}
-    assert volumes["artifacts"]["persistentVolumeClaim"]["claimName"] == "kubeloop-artifacts"
+    assert volumes["pvc-0"]["persistentVolumeClaim"] == {
+        "claimName": "kubeloop-artifacts",
+        "readOnly": True,
+    }
 
 
 def test_a_non_pvc_artifact_mounts_no_claim() -> None:
@@ -157,7 +160,9 @@ def test_template_hash_changes_with_what_is_served_not_with_colour_or_replicas()
             DEFAULTS,
         ),
         template_hash(OWNER, spec(monitoring={"enabled": False}), target(1), DEFAULTS),
-        template_hash(OWNER, spec(), target(1), DEFAULTS.__class__(image="other:1")),
+        template_hash(
+            OWNER, spec(), target(1), DEFAULTS.model_copy(update={"runtime_image": "other:1"})
+        ),
     ]
     assert base not in changed
     assert len(set(changed)) == len(changed)

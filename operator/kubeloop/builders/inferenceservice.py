@@ -1,8 +1,10 @@
 """The children of an InferenceService: two colour Deployments, two Services, the sidecar's RBAC.
 
-Pure functions from the spec, the resolved ModelVersion and the operator's serving defaults to
-manifests. Nothing here reads the cluster or a clock; which colour runs what, and with how many
-replicas, is the rollout's decision (builders/rollout.py). Each serving Pod is:
+Pure functions from the spec, the resolved ModelVersion and the operator's settings (image, pull
+policy, default resources) to manifests; what all children share (labels, owner references, the
+restricted security context, the runtime container) is builders/common.py's. Nothing here reads
+the cluster or a clock; which colour runs what, and with how many replicas, is the rollout's
+decision (builders/rollout.py). Each serving Pod is:
 - init container `fetch`: the runtime's `fetch` copies the artifact into an emptyDir and checks
   its digest (a mismatch exits 5 with the reason in the termination message);
 - container `server`: `serve`, with the artifact mounted read-only, probes on the v2 health
@@ -17,46 +19,35 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from kubeloop.api.base import API_VERSION, GROUP
 from kubeloop.api.inferenceservice import Color, InferenceServiceSpec
+from kubeloop.builders import common
 from kubeloop.builders.target import ServingTarget
+from kubeloop.settings import OperatorSettings
 
 COLORS: Final[tuple[Color, Color]] = ("blue", "green")
 HTTP_PORT: Final = 8080
 DRIFT_METRICS_PORT: Final = 9090
 MODEL_DIR: Final = "/mnt/models"
 PVC_ROOT: Final = "/mnt/pvc"
-TERMINATION_LOG: Final = "/dev/termination-log"
+TERMINATION_LOG: Final = common.TERMINATION_MESSAGE_PATH
 # preStop pause: kube-proxy and Service endpoints catch up while the server still answers.
 PRE_STOP_SLEEP_SECONDS: Final = 5
 # serve drains in-flight requests for this long after SIGTERM (its own default is 25 s) ...
 GRACEFUL_SHUTDOWN_SECONDS: Final = 20
 # ... and the kubelet waits for preStop + the drain, with a margin, before SIGKILL.
 TERMINATION_GRACE_SECONDS: Final = PRE_STOP_SLEEP_SECONDS + GRACEFUL_SHUTDOWN_SECONDS + 5
-RUNTIME_UID: Final = 65532  # the runtime image's non-root user (serving_image/Dockerfile)
+SIDECAR_RESOURCES: Final = {"requests": {"cpu": "20m", "memory": "128Mi"}}
+FETCH_RESOURCES: Final = {"requests": {"cpu": "50m", "memory": "64Mi"}}
 
 LABEL_ISVC: Final = f"{GROUP}/inferenceservice"
 LABEL_COLOR: Final = f"{GROUP}/color"
 LABEL_MODEL_VERSION: Final = f"{GROUP}/model-version"
 ANNOTATION_TEMPLATE_HASH: Final = f"{GROUP}/template-hash"
 ANNOTATION_PROMOTE: Final = f"{GROUP}/promote"
-
-
-@dataclass(frozen=True, slots=True)
-class ServingDefaults:
-    """What the operator's settings contribute to every serving Pod."""
-
-    image: str
-    pull_policy: str = "IfNotPresent"
-    server_resources: Mapping[str, Any] = field(
-        default_factory=lambda: {"requests": {"cpu": "100m", "memory": "256Mi"}}
-    )
-    sidecar_resources: Mapping[str, Any] = field(
-        default_factory=lambda: {"requests": {"cpu": "20m", "memory": "128Mi"}}
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,26 +86,22 @@ def service_url(isvc: str, namespace: str, *, preview: bool = False) -> str:
 
 def labels(owner: Owner, component: str, **extra: str) -> dict[str, str]:
     """The labels every child carries; `extra` adds kubeloop.dev/color and model-version."""
-    base = {
-        "app.kubernetes.io/name": "kubeloop-inferenceservice",
-        "app.kubernetes.io/instance": owner.name,
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/part-of": "kubeloop",
-        "app.kubernetes.io/managed-by": "kubeloop-operator",
-        LABEL_ISVC: owner.name,
-    }
-    return base | {f"{GROUP}/{key.replace('_', '-')}": value for key, value in extra.items()}
+    return common.labels(
+        name="inferenceservice",
+        instance=owner.name,
+        component=component,
+        extra={"inferenceservice": owner.name}
+        | {key.replace("_", "-"): value for key, value in extra.items()},
+    )
 
 
-def owner_reference(owner: Owner) -> dict[str, Any]:
-    return {
+def owner_reference(owner: Owner, *, controller: bool = True) -> dict[str, Any]:
+    body = {
         "apiVersion": API_VERSION,
         "kind": "InferenceService",
-        "name": owner.name,
-        "uid": owner.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
+        "metadata": {"name": owner.name, "uid": owner.uid},
     }
+    return common.owner_reference(body, controller=controller)
 
 
 def _metadata(owner: Owner, name: str, labels_: dict[str, str]) -> dict[str, Any]:
@@ -134,33 +121,6 @@ def color_selector(owner: Owner, color: Color) -> dict[str, str]:
 # --- the serving Pod ---------------------------------------------------------------------------
 
 
-def _container_security_context() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def _pod_security_context() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": RUNTIME_UID,
-        "runAsGroup": RUNTIME_UID,
-        "fsGroup": RUNTIME_UID,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def _pvc_claim(uri: str) -> str | None:
-    """The claim of a `pvc://<claim>/<path>` URI, mounted at /mnt/pvc/<claim> (contracts.md)."""
-    if not uri.startswith("pvc://"):
-        return None
-    return uri.removeprefix("pvc://").split("/", 1)[0]
-
-
 def _env(values: Mapping[str, str | int | float]) -> list[dict[str, Any]]:
     return [{"name": f"KUBELOOP_{key}", "value": str(value)} for key, value in values.items()]
 
@@ -178,19 +138,22 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def _fetch_container(target: ServingTarget, defaults: ServingDefaults) -> dict[str, Any]:
-    mounts: list[dict[str, Any]] = [
-        {"name": "models", "mountPath": MODEL_DIR},
-        {"name": "tmp", "mountPath": "/tmp"},
-    ]
-    claim = _pvc_claim(target.artifact_uri)
-    if claim is not None:
-        mounts.append({"name": "artifacts", "mountPath": f"{PVC_ROOT}/{claim}", "readOnly": True})
-    return {
-        "name": "fetch",
-        "image": defaults.image,
-        "imagePullPolicy": defaults.pull_policy,
-        "args": [
+def _artifact_volumes(target: ServingTarget) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The artifact's claim, when it is on a PVC, read-only at /mnt/pvc/<claim>."""
+    volumes, mounts = common.pvc_volumes(common.pvc_claims(target.artifact_uri))
+    for volume in volumes:
+        volume["persistentVolumeClaim"]["readOnly"] = True
+    for mount in mounts:
+        mount["readOnly"] = True
+    return volumes, mounts
+
+
+def _fetch_container(target: ServingTarget, settings: OperatorSettings) -> dict[str, Any]:
+    _, artifact_mounts = _artifact_volumes(target)
+    return common.runtime_container(
+        settings,
+        name="fetch",
+        args=[
             "fetch",
             "--uri",
             target.artifact_uri,
@@ -199,17 +162,14 @@ def _fetch_container(target: ServingTarget, defaults: ServingDefaults) -> dict[s
             "--digest",
             target.digest,
         ],
-        "env": _env({"PVC_ROOT": PVC_ROOT}),
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
-        "securityContext": _container_security_context(),
-        "terminationMessagePath": TERMINATION_LOG,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": mounts,
-    }
+        env=_env({"PVC_ROOT": PVC_ROOT}),
+        resources=FETCH_RESOURCES,
+        volume_mounts=[{"name": "models", "mountPath": MODEL_DIR}, *artifact_mounts],
+    )
 
 
 def _server_container(
-    spec: InferenceServiceSpec, target: ServingTarget, defaults: ServingDefaults
+    spec: InferenceServiceSpec, target: ServingTarget, settings: OperatorSettings
 ) -> dict[str, Any]:
     env = _env(
         {
@@ -224,26 +184,21 @@ def _server_container(
         }
     )
     env += [{"name": var.name, "value": var.value} for var in spec.env or ()]
-    resources = spec.resources.to_wire() if spec.resources is not None else None
-    return {
-        "name": "server",
-        "image": defaults.image,
-        "imagePullPolicy": defaults.pull_policy,
-        "args": ["serve"],
-        "env": env,
+    container = common.runtime_container(
+        settings,
+        name="server",
+        args=["serve"],
+        env=env,
+        resources=spec.resources.to_wire() if spec.resources is not None else None,
+        volume_mounts=[{"name": "models", "mountPath": MODEL_DIR, "readOnly": True}],
+    )
+    container |= {
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "readinessProbe": _probe("/v2/health/ready", period=2, failures=2),
         "livenessProbe": _probe("/v2/health/live", period=10, failures=3),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
-        "resources": resources or dict(defaults.server_resources),
-        "securityContext": _container_security_context(),
-        "terminationMessagePath": TERMINATION_LOG,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [
-            {"name": "models", "mountPath": MODEL_DIR, "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
     }
+    return container
 
 
 def _drift_container(
@@ -251,7 +206,7 @@ def _drift_container(
     spec: InferenceServiceSpec,
     target: ServingTarget,
     color: Color,
-    defaults: ServingDefaults,
+    settings: OperatorSettings,
 ) -> dict[str, Any]:
     monitoring = spec.monitoring
     env = [
@@ -271,20 +226,16 @@ def _drift_container(
         _field_env("KUBELOOP_ISVC_NAMESPACE", "metadata.namespace"),
         _field_env("KUBELOOP_POD_NAME", "metadata.name"),
     ]
-    return {
-        "name": "drift",
-        "image": defaults.image,
-        "imagePullPolicy": defaults.pull_policy,
-        "args": ["drift"],
-        "env": env,
-        "ports": [{"name": "drift-metrics", "containerPort": DRIFT_METRICS_PORT}],
-        "resources": dict(defaults.sidecar_resources),
-        "securityContext": _container_security_context(),
-        "volumeMounts": [
-            {"name": "models", "mountPath": MODEL_DIR, "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
+    container = common.runtime_container(
+        settings,
+        name="drift",
+        args=["drift"],
+        env=env,
+        resources=SIDECAR_RESOURCES,
+        volume_mounts=[{"name": "models", "mountPath": MODEL_DIR, "readOnly": True}],
+    )
+    container["ports"] = [{"name": "drift-metrics", "containerPort": DRIFT_METRICS_PORT}]
+    return container
 
 
 def pod_template(
@@ -292,21 +243,18 @@ def pod_template(
     spec: InferenceServiceSpec,
     target: ServingTarget,
     color: Color,
-    defaults: ServingDefaults,
+    settings: OperatorSettings,
 ) -> dict[str, Any]:
     """The serving Pod template of one colour."""
-    containers = [_server_container(spec, target, defaults)]
+    containers = [_server_container(spec, target, settings)]
     if spec.monitoring.enabled:
-        containers.append(_drift_container(owner, spec, target, color, defaults))
+        containers.append(_drift_container(owner, spec, target, color, settings))
+    artifact_volumes, _ = _artifact_volumes(target)
     volumes: list[dict[str, Any]] = [
         {"name": "models", "emptyDir": {}},
-        {"name": "tmp", "emptyDir": {}},
+        common.tmp_volume(),
+        *artifact_volumes,
     ]
-    claim = _pvc_claim(target.artifact_uri)
-    if claim is not None:
-        volumes.append(
-            {"name": "artifacts", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
-        )
     return {
         "metadata": {
             "labels": labels(owner, "predictor", color=color, model_version=target.model_version)
@@ -315,9 +263,9 @@ def pod_template(
             "serviceAccountName": sidecar_account_name(owner.name),
             # Only the drift sidecar talks to the API server.
             "automountServiceAccountToken": spec.monitoring.enabled,
-            "securityContext": _pod_security_context(),
+            "securityContext": common.pod_security_context(),
             "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-            "initContainers": [_fetch_container(target, defaults)],
+            "initContainers": [_fetch_container(target, settings)],
             "containers": containers,
             "volumes": volumes,
         },
@@ -325,7 +273,7 @@ def pod_template(
 
 
 def template_hash(
-    owner: Owner, spec: InferenceServiceSpec, target: ServingTarget, defaults: ServingDefaults
+    owner: Owner, spec: InferenceServiceSpec, target: ServingTarget, settings: OperatorSettings
 ) -> str:
     """A digest of what a colour would serve (model, image, resources, env, monitoring).
 
@@ -333,7 +281,7 @@ def template_hash(
     can tell that the idle colour still runs exactly what is wanted (an immediate rollback). A
     change of replicas is not in it: that scales in place.
     """
-    rendered = pod_template(owner, spec, target, "blue", defaults)
+    rendered = pod_template(owner, spec, target, "blue", settings)
     text = json.dumps(rendered, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -344,7 +292,7 @@ def build_deployment(
     target: ServingTarget,
     color: Color,
     replicas: int,
-    defaults: ServingDefaults,
+    settings: OperatorSettings,
 ) -> dict[str, Any]:
     """Deployment `<name>-<color>` serving `target` with `replicas` Pods."""
     metadata = _metadata(
@@ -353,7 +301,7 @@ def build_deployment(
         labels(owner, "predictor", color=color, model_version=target.model_version),
     )
     metadata["annotations"] = {
-        ANNOTATION_TEMPLATE_HASH: template_hash(owner, spec, target, defaults)
+        ANNOTATION_TEMPLATE_HASH: template_hash(owner, spec, target, settings)
     }
     return {
         "apiVersion": "apps/v1",
@@ -370,7 +318,7 @@ def build_deployment(
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
             },
-            "template": pod_template(owner, spec, target, color, defaults),
+            "template": pod_template(owner, spec, target, color, settings),
         },
     }
 

@@ -172,7 +172,7 @@ def build_retrain_training_job(
             "namespace": owner.namespace,
             "labels": labels(owner, "retrain"),
             "annotations": {ANNOTATION_RETRAIN_REASON: reason[:1024]},
-            "ownerReferences": [owner_reference(owner) | {"controller": False}],
+            "ownerReferences": [owner_reference(owner, controller=False)],
         },
         "spec": template.to_wire(),
     }

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from kubeloop.controllers import children
+from kubeloop.controllers import children, inferenceservice
 from kubeloop.runner import Runner
 
-KIND_MODULES: tuple[ModuleType, ...] = ()
+KIND_MODULES: tuple[ModuleType, ...] = (inferenceservice,)
 
 
 def register(runner: Runner) -> None:
@@ -22,4 +22,4 @@ def register(runner: Runner) -> None:
         runner.register(module.KIND, module.reconcile)
 
 
-__all__ = ["KIND_MODULES", "children", "register"]
+__all__ = ["KIND_MODULES", "children", "inferenceservice", "register"]

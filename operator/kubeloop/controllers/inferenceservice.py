@@ -34,7 +34,6 @@ from kubeloop.builders.inferenceservice import (
     LABEL_COLOR,
     LABEL_ISVC,
     Owner,
-    ServingDefaults,
     build_active_service,
     build_deployment,
     build_preview_service,
@@ -141,21 +140,6 @@ APPLIED = AppliedManifests()
 MODEL_VERSIONS = ModelVersionIndex()
 
 
-def serving_defaults(context: Context) -> ServingDefaults:
-    settings = context.settings
-    return ServingDefaults(
-        image=settings.runtime_image,
-        pull_policy=settings.image_pull_policy,
-        server_resources={
-            "requests": {
-                "cpu": settings.default_cpu_request,
-                "memory": settings.default_memory_request,
-            },
-            "limits": {"memory": settings.default_memory_limit},
-        },
-    )
-
-
 def _observe_colors(
     context: Context, owner: Owner, desired: Desired | None
 ) -> dict[Color, ColorState]:
@@ -234,7 +218,6 @@ def _apply_children(
     spec: InferenceServiceSpec,
     target: ServingTarget | None,
     plan: RolloutPlan,
-    defaults: ServingDefaults,
     colors: Mapping[Color, ColorState],
     template: str | None,
 ) -> None:
@@ -246,7 +229,7 @@ def _apply_children(
             state = colors.get(color)
             if state is not None and (state.template_hash, state.replicas) == (template, replicas):
                 continue  # observed as wanted: nothing to send
-            apply(api, build_deployment(owner, spec, target, color, replicas, defaults))
+            apply(api, build_deployment(owner, spec, target, color, replicas, context.settings))
     # Services after the Deployments (the selector flips once the new colour exists), and the
     # old colour scales down after the flip.
     APPLIED.apply(api, build_active_service(owner, plan.active_service))
@@ -320,7 +303,7 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
     spec = InferenceServiceSpec.model_validate(body.get("spec") or {})
     status: dict[str, Any] = dict(body.get("status") or {})
     owner = Owner(name=name, namespace=namespace, uid=meta["uid"])
-    defaults = serving_defaults(context)
+    settings = context.settings
     now = datetime.now(UTC)
 
     resolution = resolve_target(
@@ -328,7 +311,7 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
     )
     target = resolution.target
     desired = (
-        Desired(target.model_version, template_hash(owner, spec, target, defaults), spec.replicas)
+        Desired(target.model_version, template_hash(owner, spec, target, settings), spec.replicas)
         if target is not None
         else None
     )
@@ -357,7 +340,7 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
         plan = decide(inputs, smoke)
 
     template = desired.template_hash if desired is not None else None
-    _apply_children(context, owner, spec, target, plan, defaults, colors, template)
+    _apply_children(context, owner, spec, target, plan, colors, template)
     _emit_all(context, body, plan)
     last_retrain, retrain_requeue = _retrain(context, body, owner, spec, status, now)
 
