@@ -86,12 +86,13 @@ class AppliedManifests:
 
     Server-side apply of an unchanged manifest changes nothing but still costs a request; an
     InferenceService is reconciled on every event of itself and its children, so most applies
-    would be such no-ops. An entry is dropped on any event of the child (a change by someone
-    else, a deletion): the next reconcile applies again. Lost on restart, which is safe.
+    would be such no-ops. An entry is dropped when an event shows the child at another
+    resourceVersion than our apply left it (a change by someone else, a deletion): the next
+    reconcile applies again. Lost on restart, which is safe.
     """
 
     def __init__(self) -> None:
-        self._digests: dict[Key, str] = {}
+        self._applied: dict[Key, tuple[str, str | None]] = {}  # digest, resourceVersion
         self._lock = threading.Lock()
 
     @staticmethod
@@ -103,15 +104,23 @@ class AppliedManifests:
         key = self.key(manifest)
         digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
         with self._lock:
-            if self._digests.get(key) == digest:
-                return
-        apply(api, manifest)
+            known = self._applied.get(key)
+        if known is not None and known[0] == digest:
+            return
+        result = apply(api, manifest)
         with self._lock:
-            self._digests[key] = digest
+            self._applied[key] = (digest, (result.get("metadata") or {}).get("resourceVersion"))
 
-    def forget(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+    def observed(self, key: Key, resource_version: str | None, deleted: bool) -> bool:
+        """An event of the child; True when it is not the state our last apply left."""
         with self._lock:
-            self._digests.pop((api_version, kind, namespace, name), None)
+            known = self._applied.get(key)
+            if known is None:
+                return True
+            if deleted or known[1] != resource_version:
+                del self._applied[key]
+                return True
+            return False
 
 
 class ModelVersionIndex:
@@ -421,41 +430,57 @@ async def inference_service_event(
     await runner.trigger(KIND, namespace, name)
 
 
-async def _child_event(memo: Any, body: Mapping[str, Any], labels: Mapping[str, str]) -> None:
+async def _child_event(
+    memo: Any, body: Mapping[str, Any], labels: Mapping[str, str], type: str | None
+) -> None:
+    """A child changed: unless it is the echo of our own apply, its owner looks again."""
     meta = body["metadata"]
     namespace = meta.get("namespace")
     if namespace is None:
         return
-    APPLIED.forget(body["apiVersion"], body["kind"], namespace, meta["name"])
-    await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+    key = (body["apiVersion"], body["kind"], namespace, meta["name"])
+    if APPLIED.observed(key, meta.get("resourceVersion"), deleted=type == "DELETED"):
+        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
 
 
 OURS = {LABEL_ISVC: kopf.PRESENT}
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OURS)
-async def deployment_event(memo: Any, body: Any, labels: Mapping[str, str], **_: Any) -> None:
-    await _child_event(memo, body, labels)
+async def deployment_event(
+    memo: Any, labels: Mapping[str, str], namespace: str | None, **_: Any
+) -> None:
+    # Deployments are compared with what is observed, not cached: every event counts.
+    if namespace is not None:
+        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
 
 
 @kopf.on.event("v1", "services", labels=OURS)
-async def service_event(memo: Any, body: Any, labels: Mapping[str, str], **_: Any) -> None:
-    await _child_event(memo, body, labels)
+async def service_event(
+    memo: Any, body: Any, labels: Mapping[str, str], type: str | None, **_: Any
+) -> None:
+    await _child_event(memo, body, labels, type)
 
 
 @kopf.on.event("v1", "serviceaccounts", labels=OURS)
-async def service_account_event(memo: Any, body: Any, labels: Mapping[str, str], **_: Any) -> None:
-    await _child_event(memo, body, labels)
+async def service_account_event(
+    memo: Any, body: Any, labels: Mapping[str, str], type: str | None, **_: Any
+) -> None:
+    await _child_event(memo, body, labels, type)
 
 
 @kopf.on.event("rbac.authorization.k8s.io", "v1", "roles", labels=OURS)
-async def role_event(memo: Any, body: Any, labels: Mapping[str, str], **_: Any) -> None:
-    await _child_event(memo, body, labels)
+async def role_event(
+    memo: Any, body: Any, labels: Mapping[str, str], type: str | None, **_: Any
+) -> None:
+    await _child_event(memo, body, labels, type)
 
 
 @kopf.on.event("rbac.authorization.k8s.io", "v1", "rolebindings", labels=OURS)
-async def role_binding_event(memo: Any, body: Any, labels: Mapping[str, str], **_: Any) -> None:
-    await _child_event(memo, body, labels)
+async def role_binding_event(
+    memo: Any, body: Any, labels: Mapping[str, str], type: str | None, **_: Any
+) -> None:
+    await _child_event(memo, body, labels, type)
 
 
 @kopf.on.event("v1", "pods", labels={LABEL_ISVC: kopf.PRESENT, LABEL_COLOR: kopf.PRESENT})
