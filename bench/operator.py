@@ -41,10 +41,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "hack"), str(REPO / "operator")]
 
-import devcluster  # noqa: E402
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes import watch  # noqa: E402
 
+import devcluster  # noqa: E402
 from kubeloop.api.base import API_VERSION, GROUP, VERSION  # noqa: E402
 from kubeloop.api.inferenceservice import InferenceServiceSpec  # noqa: E402
 from kubeloop.builders.inferenceservice import (  # noqa: E402
@@ -113,7 +113,7 @@ def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def pool_map(threads: int, work: Callable[[int], Any], count: int) -> None:
@@ -215,7 +215,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_operator(kubeconfig: str, namespace: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_operator(
+    kubeconfig: str, namespace: str, log: Path
+) -> tuple[subprocess.Popen[bytes], int]:
     health, metrics = free_port(), free_port()
     env = {
         **os.environ,
@@ -284,7 +286,11 @@ def run_operator(
         for name in created
         if (done := watcher.children_done(name)) is not None
     ]
-    status = [watcher.status_written[name] - created[name] for name in created if name in watcher.status_written]
+    status = [
+        watcher.status_written[name] - created[name]
+        for name in created
+        if name in watcher.status_written
+    ]
     last = max(watcher.status_written.values(), default=first)
     k8s.CoreV1Api(api).delete_namespace(namespace)
     return {
@@ -315,7 +321,9 @@ def run_floor(api: k8s.ApiClient, n: int, threads: int) -> dict[str, Any]:
         body = create(api, manifest)
         owner = Owner(name=f"m{i}", namespace=namespace, uid=body["metadata"]["uid"])
         spec = InferenceServiceSpec.model_validate(manifest["spec"])
-        target = ServingTarget(f"m{i}-v1", f"m{i}", 1, f"pvc://kubeloop-artifacts/models/m{i}/", DIGEST)
+        target = ServingTarget(
+            f"m{i}-v1", f"m{i}", 1, f"pvc://kubeloop-artifacts/models/m{i}/", DIGEST
+        )
         for child in (
             *build_sidecar_rbac(owner),
             build_deployment(owner, spec, target, "blue", 1, settings),
@@ -323,7 +331,9 @@ def run_floor(api: k8s.ApiClient, n: int, threads: int) -> dict[str, Any]:
             build_preview_service(owner, "blue"),
         ):
             create(api, child)
-        patch_status(api, API_VERSION, "InferenceService", namespace, f"m{i}", {"phase": "Deploying"})
+        patch_status(
+            api, API_VERSION, "InferenceService", namespace, f"m{i}", {"phase": "Deploying"}
+        )
         latencies.append(time.perf_counter() - started)
 
     first = time.perf_counter()
