@@ -58,5 +58,8 @@ def configure_logging(log_format: LogFormat, level: LogLevel) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Kopf logs every handler call ("Handler succeeded") at INFO; the reconciles log what matters.
+    if logging.getLevelName(level) > logging.DEBUG:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     for noisy in ("urllib3", "kubernetes", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -99,6 +99,17 @@ class Runner:
             state.running = False
         self._schedule(key, state, outcome.requeue_after)
 
+    async def on_event(
+        self, kind: str, event_type: str | None, namespace: str | None, name: str
+    ) -> None:
+        """A watch event of the object itself: reconcile it, or forget it once deleted."""
+        if namespace is None:
+            return
+        if event_type == "DELETED":
+            self.forget(kind, namespace, name)
+            return
+        await self.trigger(kind, namespace, name)
+
     def forget(self, kind: str, namespace: str, name: str) -> None:
         """The object is gone: drop its timer and state."""
         state = self._states.pop((kind, namespace, name), None)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers_kubelet import JobRunner, has_ready_node
 from helpers_operator import OperatorProcess
 
 from kubeloop.kube.client import connect
@@ -53,3 +54,12 @@ def api(kubeconfig: str) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def jobs(api: Any, namespace: str, tmp_path: Path) -> JobRunner:
+    """Runs the operator's Jobs: the real node when the cluster has one, else the test plays the
+    kubelet with the real runtime (helpers_kubelet.py says how)."""
+    pvc_root = tmp_path / "pvc"
+    pvc_root.mkdir()
+    return JobRunner(api=api, namespace=namespace, pvc_root=pvc_root, real_node=has_ready_node(api))

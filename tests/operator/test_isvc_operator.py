@@ -399,7 +399,7 @@ def test_drift_refreshes_the_dataset_and_retrains_once_per_cooldown_and_never_wh
     time.sleep(3)
     assert retrain_jobs(api, namespace) == []
 
-    # Past the cooldown the next retrain starts (the Dataset was not re-read: REFRESH_WAIT).
+    # Past the cooldown the next retrain asks the Dataset for a refresh again.
     patch(
         api,
         API_VERSION,

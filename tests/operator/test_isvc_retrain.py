@@ -60,6 +60,15 @@ def test_the_training_job_starts_once_the_dataset_has_re_read_its_source() -> No
     waiting = decide_retrain(OWNER, RETRAINING, DRIFT, last, [], stale, NOW + timedelta(seconds=5))
     assert waiting.action == "none"
     assert "waiting for Dataset iris" in waiting.message
+    by_token = {
+        "status": {"lastCheckedAt": "2026-12-01T07:00:00Z", "refreshToken": "iris-retrain-1"}
+    }
+    assert (
+        decide_retrain(
+            OWNER, RETRAINING, DRIFT, last, [], by_token, NOW + timedelta(seconds=5)
+        ).action
+        == "create"
+    )
     fresh = {"status": {"lastCheckedAt": "2026-12-01T08:00:03Z"}}
     create = decide_retrain(OWNER, RETRAINING, DRIFT, last, [], fresh, NOW + timedelta(seconds=5))
     assert create.action == "create"

@@ -5,9 +5,11 @@ no TrainingJob of this InferenceService still running (nor a retrain waiting for
 `spec.retrain.cooldown` passed since the last one. It runs in two steps so that it trains on the
 newest data: first the Dataset is asked to re-read its source and `status.lastRetrain` is written
 (phase `RefreshingData`: this claims the cooldown slot in the API, so a restarted operator never
-starts a second one); then, once the Dataset has checked its source again (or after
-`REFRESH_WAIT`), the TrainingJob is created from `retrain.template` under the name recorded in
-step one (phase `Created`). Names are `<isvc>-retrain-<n>`, n counting up per InferenceService.
+starts a second one); then, once the Dataset has checked its source again (its
+`status.refreshToken` is the token we set, the TrainingJob's name; or after `REFRESH_WAIT`; or at
+once when the Dataset does not exist, since the TrainingJob waits for it), the TrainingJob is
+created from `retrain.template` under the name recorded in step one (phase `Created`). Names are
+`<isvc>-retrain-<n>`, n counting up per InferenceService.
 """
 
 from __future__ import annotations
@@ -98,9 +100,13 @@ def decide_retrain(
                 f"{last.training_job} exists",
                 last_retrain=last.model_copy(update={"phase": "Created"}),
             )
-        checked = _parse_time(((dataset or {}).get("status") or {}).get("lastCheckedAt"))
+        data_status = (dataset or {}).get("status") or {}
+        checked = _parse_time(data_status.get("lastCheckedAt"))
+        refreshed = data_status.get("refreshToken") == last.training_job or (
+            checked is not None and checked >= last.at
+        )
         waited = now - last.at
-        if (checked is not None and checked >= last.at) or waited >= REFRESH_WAIT:
+        if dataset is None or refreshed or waited >= REFRESH_WAIT:
             return RetrainDecision(
                 "create",
                 f"Dataset {template.dataset_ref.name} re-read; starting {last.training_job}",

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 def build_event(
     involved: Mapping[str, Any],
-    type_: EventType,
+    type_: EventType | str,
     reason: str,
     message: str,
     *,
@@ -63,7 +63,7 @@ def build_event(
 def emit(
     api: k8s.ApiClient,
     involved: Mapping[str, Any],
-    type_: EventType,
+    type_: EventType | str,
     reason: str,
     message: str,
 ) -> None:
