@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from kubeloop.api.base import API_VERSION
 from kubeloop.kube.apply import create, get, list_objects, patch_status
 
@@ -98,6 +100,19 @@ def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def deployment(api: Any, namespace: str, name: str) -> dict[str, Any]:
     return get(api, "apps/v1", "Deployment", namespace, name)
+
+
+def api_only_plane(api: Any) -> None:
+    """Skip a test that plays the kubelet when the cluster has a real one (a Ready node would
+    fight over the Pods' status); test_isvc_node.py covers those paths with real Pods."""
+    for node in list_objects(api, "v1", "Node", None):
+        if any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in node.get("status", {}).get("conditions") or ()
+        ):
+            pytest.skip(
+                f"plays the kubelet; the cluster has a Ready node {node['metadata']['name']}"
+            )
 
 
 def make_pods_ready(api: Any, namespace: str, selector: str) -> int:

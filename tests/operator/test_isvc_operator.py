@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from isvc_cluster import (
+    api_only_plane,
     condition,
     create_ready_model_version,
     deployment,
@@ -29,6 +30,12 @@ from kubeloop.kube.errors import Forbidden
 from support import eventually
 
 pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def kubelet_played(api: Any) -> None:
+    api_only_plane(api)
+
 
 BLUE = "kubeloop.dev/inferenceservice=iris,kubeloop.dev/color=blue"
 GREEN = "kubeloop.dev/inferenceservice=iris,kubeloop.dev/color=green"
@@ -61,7 +68,7 @@ def serve_blue(api: Any, namespace: str, operator: Any, **spec: Any) -> None:
 
 
 def test_pending_names_what_it_waits_for_then_ready_and_kubectl_wait(
-    api: Any, namespace: str, operator: Any, kubectl: Any
+    api: Any, namespace: str, operator: Any, kubelet_played: None, kubectl: Any
 ) -> None:
     operator.start()
     create(api, isvc_manifest(namespace))
@@ -119,7 +126,7 @@ def test_pending_names_what_it_waits_for_then_ready_and_kubectl_wait(
 
 
 def test_latest_rolls_out_a_new_version_blue_green_and_scales_the_old_colour_down(
-    api: Any, namespace: str, operator: Any
+    api: Any, namespace: str, operator: Any, kubelet_played: None
 ) -> None:
     serve_blue(api, namespace, operator)
     create_ready_model_version(api, namespace, "iris", 2)
@@ -153,7 +160,9 @@ def test_latest_rolls_out_a_new_version_blue_green_and_scales_the_old_colour_dow
     assert "ScaledDown" in events(api, namespace)
 
 
-def test_replicas_alone_scale_in_place(api: Any, namespace: str, operator: Any) -> None:
+def test_replicas_alone_scale_in_place(
+    api: Any, namespace: str, operator: Any, kubelet_played: None
+) -> None:
     serve_blue(api, namespace, operator)
     patch(api, API_VERSION, "InferenceService", namespace, "iris", {"spec": {"replicas": 3}})
     eventually(
@@ -166,7 +175,7 @@ def test_replicas_alone_scale_in_place(api: Any, namespace: str, operator: Any) 
 
 
 def test_a_candidate_that_never_becomes_ready_is_aborted_and_blue_keeps_serving(
-    api: Any, namespace: str, operator: Any
+    api: Any, namespace: str, operator: Any, kubelet_played: None
 ) -> None:
     serve_blue(
         api,
@@ -210,7 +219,7 @@ def test_a_candidate_that_never_becomes_ready_is_aborted_and_blue_keeps_serving(
 
 
 def test_rollback_to_the_previous_version_within_the_delay_is_immediate(
-    api: Any, namespace: str, operator: Any
+    api: Any, namespace: str, operator: Any, kubelet_played: None
 ) -> None:
     serve_blue(
         api,
@@ -253,7 +262,7 @@ def test_rollback_to_the_previous_version_within_the_delay_is_immediate(
 
 
 def test_promotion_by_annotation_without_auto_promote(
-    api: Any, namespace: str, operator: Any
+    api: Any, namespace: str, operator: Any, kubelet_played: None
 ) -> None:
     serve_blue(
         api,
@@ -328,7 +337,7 @@ def retrain_jobs(api: Any, namespace: str) -> list[str]:
 
 
 def test_drift_refreshes_the_dataset_and_retrains_once_per_cooldown_and_never_while_one_runs(
-    api: Any, namespace: str, operator: Any
+    api: Any, namespace: str, operator: Any, kubelet_played: None
 ) -> None:
     create(
         api,
@@ -522,7 +531,7 @@ EXPECTED_CHILDREN = {
 
 
 def test_sigkill_mid_rollout_and_during_the_scale_down_delay_converges_without_duplicates(
-    api: Any, namespace: str, operator: Any
+    api: Any, namespace: str, operator: Any, kubelet_played: None
 ) -> None:
     serve_blue(
         api,
