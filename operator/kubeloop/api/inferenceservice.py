@@ -19,9 +19,9 @@ from kubeloop.api.base import (
     validations,
 )
 from kubeloop.api.conditions import Conditions, ObservedGeneration
-from kubeloop.api.modelversion import Stage
+from kubeloop.api.modelversion import Alias, Stage
 from kubeloop.api.resources import ResourceRequirements
-from kubeloop.api.scalars import DNS_LABEL_PATTERN, Duration, ModelName, ObjectName
+from kubeloop.api.scalars import Duration, ModelName, ObjectName
 from kubeloop.api.trainingjob import TrainingJobSpec
 
 Color = Literal["blue", "green"]
@@ -30,16 +30,6 @@ DriftMethod = Literal["auto", "ks", "wasserstein", "psi", "chi2", "chisquare", "
 ServicePhase = Literal["Pending", "Deploying", "Ready", "Promoting", "Degraded", "Failed"]
 RetrainPhase = Literal["RefreshingData", "Created"]
 CandidatePhase = Literal["Deploying", "SmokeTesting", "Ready", "Promoted", "Failed"]
-
-# A registry alias as ModelVersion `spec.aliases` holds it, e.g. `champion`.
-ModelAlias = Annotated[
-    str,
-    Field(
-        pattern=DNS_LABEL_PATTERN,
-        max_length=63,
-        description="A ModelVersion alias, e.g. `champion` or `challenger`.",
-    ),
-]
 
 # How many promotions status.promotions keeps (newest first).
 PROMOTION_HISTORY = 10
@@ -82,7 +72,7 @@ class ModelSelector(ApiModel):
             "Serve the highest Ready version in this registry stage (legacy: prefer `alias`)."
         ),
     )
-    alias: ModelAlias | None = Field(
+    alias: Alias | None = Field(
         None,
         description=(
             "Serve the Ready version that carries this alias in `spec.aliases`, e.g. `champion`; "
