@@ -8,24 +8,61 @@ from it (minReadySeconds included). Tests that use it say so; on the real node t
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers_kubelet import JobRunner
 
 from kubeloop.api.base import API_VERSION
 from kubeloop.kube.apply import create, get, list_objects, patch_status
-
-DIGEST = "sha256:" + "0" * 64
+from support import eventually
 
 
 def stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def create_ready_model_version(api: Any, namespace: str, model: str, version: int) -> str:
-    """A hand-registered ModelVersion marked Ready (on the API-only plane no verify Job runs)."""
-    name = f"{model}-v{version}"
+@functools.cache
+def trained_iris() -> Path:
+    """One iris artifact folder per test process, trained by the real runtime."""
+    folder = Path(tempfile.mkdtemp(prefix="isvc-iris-")) / "artifact"
+    config = {
+        "modelName": "iris",
+        "dataset": {"uri": "builtin://iris", "target": "target"},
+        "estimator": "sklearn.linear_model.LogisticRegression",
+        "params": {"max_iter": 500},
+        "output": {"uri": f"file://{folder}"},
+    }
+    subprocess.run(
+        [sys.executable, "-m", "kubeloop_runtime", "train", "--config", json.dumps(config)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "KUBELOOP_TERMINATION_LOG": str(folder.parent / "termination-log")},
+        timeout=120,
+    )
+    return folder
+
+
+def create_ready_model_version(api: Any, namespace: str, jobs: JobRunner, version: int) -> str:
+    """A hand-registered ModelVersion of a real iris artifact, verified by the operator's fetch
+    Job (run by the kubelet played with the real runtime on the API-only plane, helpers_kubelet)."""
+    name = f"iris-v{version}"
+    artifact = trained_iris()
+    shutil.copytree(
+        artifact,
+        jobs.pvc_root / "kubeloop-artifacts" / "models" / "iris" / f"v{version}",
+        dirs_exist_ok=True,
+    )
+    digest = (artifact / "model.sha256").read_text().strip()
     create(
         api,
         {
@@ -33,33 +70,32 @@ def create_ready_model_version(api: Any, namespace: str, model: str, version: in
             "kind": "ModelVersion",
             "metadata": {"name": name, "namespace": namespace},
             "spec": {
-                "modelName": model,
+                "modelName": "iris",
                 "version": version,
                 "artifact": {
-                    "uri": f"pvc://kubeloop-artifacts/models/{model}/v{version}/",
-                    "digest": DIGEST,
+                    "uri": f"pvc://kubeloop-artifacts/models/iris/v{version}/",
+                    "digest": digest,
                 },
             },
         },
     )
-    patch_status(
-        api,
-        API_VERSION,
-        "ModelVersion",
-        namespace,
-        name,
-        {
-            "phase": "Ready",
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True",
-                    "reason": "Verified",
-                    "message": "test",
-                    "lastTransitionTime": stamp(),
-                }
-            ],
-        },
+    verify_job = eventually(
+        lambda: (get(api, API_VERSION, "ModelVersion", namespace, name).get("status") or {}).get(
+            "verifyJob"
+        ),
+        timeout=30,
+        what=f"the verify Job of {name}",
+    )
+    assert jobs.run(verify_job) == 0
+    eventually(
+        lambda: (
+            (get(api, API_VERSION, "ModelVersion", namespace, name).get("status") or {}).get(
+                "phase"
+            )
+            == "Ready"
+        ),
+        timeout=30,
+        what=f"{name} Ready",
     )
     return name
 

@@ -3,8 +3,8 @@ the preview Service's ClusterIP, the drift sidecar patching status with its own 
 abort paths (a failing smoke test, a crash-looping server) while the active colour keeps serving.
 
 The artifact is trained by a Job of the runtime image onto a PersistentVolumeClaim of the default
-StorageClass, and registered by hand as a ModelVersion marked Ready by the test (its digest is the
-one train reported). Needs `kubeloop-runtime:dev` on the node (`hack/devcluster.py load`); skips
+StorageClass, and registered by hand as a ModelVersion with the digest train reported, which the
+operator verifies with its fetch Job. Needs `kubeloop-runtime:dev` on the node (`hack/devcluster.py load`); skips
 otherwise, naming it.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from isvc_cluster import condition, events, isvc_manifest, isvc_status, stamp
+from isvc_cluster import condition, events, isvc_manifest, isvc_status
 
 from kubeloop.api.base import API_VERSION
-from kubeloop.kube.apply import create, get, list_objects, patch, patch_status
+from kubeloop.kube.apply import create, get, list_objects, patch
 from support import RESTRICTED_POD_SECURITY, eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.node]
@@ -117,7 +117,7 @@ def train_artifact(api: Any, namespace: str, run: str) -> dict[str, str]:
 
 
 def register(api: Any, namespace: str, version: int, artifact: dict[str, str]) -> None:
-    """A hand-registered ModelVersion, marked Ready by the test with train's own digest."""
+    """A hand-registered ModelVersion; the operator verifies it with a fetch Job on the node."""
     name = f"iris-v{version}"
     create(
         api,
@@ -128,9 +128,16 @@ def register(api: Any, namespace: str, version: int, artifact: dict[str, str]) -
             "spec": {"modelName": "iris", "version": version, "artifact": artifact},
         },
     )
-    ready = {"type": "Ready", "status": "True", "reason": "Verified", "lastTransitionTime": stamp()}
-    patch_status(
-        api, API_VERSION, "ModelVersion", namespace, name, {"phase": "Ready", "conditions": [ready]}
+    eventually(
+        lambda: (
+            (get(api, API_VERSION, "ModelVersion", namespace, name).get("status") or {}).get(
+                "phase"
+            )
+            == "Ready"
+        ),
+        timeout=180,
+        interval=1,
+        what=f"{name} verified",
     )
 
 
@@ -172,8 +179,9 @@ def serving(api: Any, namespace: str, operator: Any, kubectl: Any, runtime_image
             },
         },
     )
-    register(api, namespace, 1, train_artifact(api, namespace, "t1"))
+    artifact = train_artifact(api, namespace, "t1")
     operator.start()
+    register(api, namespace, 1, artifact)
     rollout = {
         "minReadySeconds": 1,
         "scaleDownDelaySeconds": 5,

@@ -58,17 +58,17 @@ def wait_status(
     return result
 
 
-def serve_blue(api: Any, namespace: str, operator: Any, **spec: Any) -> None:
+def serve_blue(api: Any, namespace: str, operator: Any, jobs: Any, **spec: Any) -> None:
     """An InferenceService serving iris-v1 from blue (the kubelet played for its Pods)."""
-    create_ready_model_version(api, namespace, "iris", 1)
     operator.start()
+    create_ready_model_version(api, namespace, jobs, 1)
     create(api, isvc_manifest(namespace, **spec))
     eventually(lambda: make_pods_ready(api, namespace, BLUE), timeout=30, what="blue Pods")
     wait_status(api, namespace, lambda s: s.get("phase") == "Ready", "Ready on blue")
 
 
 def test_pending_names_what_it_waits_for_then_ready_and_kubectl_wait(
-    api: Any, namespace: str, operator: Any, kubelet_played: None, kubectl: Any
+    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None, kubectl: Any
 ) -> None:
     operator.start()
     create(api, isvc_manifest(namespace))
@@ -76,7 +76,7 @@ def test_pending_names_what_it_waits_for_then_ready_and_kubectl_wait(
     assert "a Ready ModelVersion of model iris" in condition(pending, "Ready")["message"]
     assert condition(pending, "Ready")["status"] == "False"
 
-    create_ready_model_version(api, namespace, "iris", 1)
+    create_ready_model_version(api, namespace, jobs, 1)
     blue = eventually(
         lambda: (
             deployment(api, namespace, "iris-blue")
@@ -126,10 +126,10 @@ def test_pending_names_what_it_waits_for_then_ready_and_kubectl_wait(
 
 
 def test_latest_rolls_out_a_new_version_blue_green_and_scales_the_old_colour_down(
-    api: Any, namespace: str, operator: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
 ) -> None:
-    serve_blue(api, namespace, operator)
-    create_ready_model_version(api, namespace, "iris", 2)
+    serve_blue(api, namespace, operator, jobs)
+    create_ready_model_version(api, namespace, jobs, 2)
     green = eventually(
         lambda: list_objects(api, "apps/v1", "Deployment", namespace, GREEN),
         timeout=30,
@@ -161,9 +161,9 @@ def test_latest_rolls_out_a_new_version_blue_green_and_scales_the_old_colour_dow
 
 
 def test_replicas_alone_scale_in_place(
-    api: Any, namespace: str, operator: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
 ) -> None:
-    serve_blue(api, namespace, operator)
+    serve_blue(api, namespace, operator, jobs)
     patch(api, API_VERSION, "InferenceService", namespace, "iris", {"spec": {"replicas": 3}})
     eventually(
         lambda: deployment(api, namespace, "iris-blue")["spec"]["replicas"] == 3,
@@ -175,12 +175,13 @@ def test_replicas_alone_scale_in_place(
 
 
 def test_a_candidate_that_never_becomes_ready_is_aborted_and_blue_keeps_serving(
-    api: Any, namespace: str, operator: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
 ) -> None:
     serve_blue(
         api,
         namespace,
         operator,
+        jobs,
         rollout={
             "minReadySeconds": 0,
             "scaleDownDelaySeconds": 3,
@@ -189,7 +190,7 @@ def test_a_candidate_that_never_becomes_ready_is_aborted_and_blue_keeps_serving(
         },
     )
     blue_uid = deployment(api, namespace, "iris-blue")["metadata"]["uid"]
-    create_ready_model_version(api, namespace, "iris", 2)
+    create_ready_model_version(api, namespace, jobs, 2)
     # Nobody makes green's Pods ready: the progress deadline passes.
     aborted = wait_status(
         api,
@@ -219,12 +220,13 @@ def test_a_candidate_that_never_becomes_ready_is_aborted_and_blue_keeps_serving(
 
 
 def test_rollback_to_the_previous_version_within_the_delay_is_immediate(
-    api: Any, namespace: str, operator: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
 ) -> None:
     serve_blue(
         api,
         namespace,
         operator,
+        jobs,
         model={"name": "iris", "version": 1},
         rollout={
             "minReadySeconds": 0,
@@ -232,7 +234,7 @@ def test_rollback_to_the_previous_version_within_the_delay_is_immediate(
             "smokeTest": {"enabled": False},
         },
     )
-    create_ready_model_version(api, namespace, "iris", 2)
+    create_ready_model_version(api, namespace, jobs, 2)
     patch(
         api, API_VERSION, "InferenceService", namespace, "iris", {"spec": {"model": {"version": 2}}}
     )
@@ -262,12 +264,13 @@ def test_rollback_to_the_previous_version_within_the_delay_is_immediate(
 
 
 def test_promotion_by_annotation_without_auto_promote(
-    api: Any, namespace: str, operator: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
 ) -> None:
     serve_blue(
         api,
         namespace,
         operator,
+        jobs,
         rollout={
             "autoPromote": False,
             "minReadySeconds": 0,
@@ -275,7 +278,7 @@ def test_promotion_by_annotation_without_auto_promote(
             "smokeTest": {"enabled": False},
         },
     )
-    create_ready_model_version(api, namespace, "iris", 2)
+    create_ready_model_version(api, namespace, jobs, 2)
     eventually(
         lambda: list_objects(api, "apps/v1", "Deployment", namespace, GREEN),
         timeout=30,
@@ -337,7 +340,7 @@ def retrain_jobs(api: Any, namespace: str) -> list[str]:
 
 
 def test_drift_refreshes_the_dataset_and_retrains_once_per_cooldown_and_never_while_one_runs(
-    api: Any, namespace: str, operator: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
 ) -> None:
     create(
         api,
@@ -348,7 +351,7 @@ def test_drift_refreshes_the_dataset_and_retrains_once_per_cooldown_and_never_wh
             "spec": {"source": {"uri": "builtin://iris"}, "target": "target"},
         },
     )
-    serve_blue(api, namespace, operator, retrain=RETRAIN)
+    serve_blue(api, namespace, operator, jobs, retrain=RETRAIN)
     # What the drift sidecar does: a merge patch of status.drift.
     patch_status(api, API_VERSION, "InferenceService", namespace, "iris", {"drift": drift(True)})
     detected = wait_status(
@@ -531,15 +534,16 @@ EXPECTED_CHILDREN = {
 
 
 def test_sigkill_mid_rollout_and_during_the_scale_down_delay_converges_without_duplicates(
-    api: Any, namespace: str, operator: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
 ) -> None:
     serve_blue(
         api,
         namespace,
         operator,
+        jobs,
         rollout={"minReadySeconds": 0, "scaleDownDelaySeconds": 8, "smokeTest": {"enabled": False}},
     )
-    create_ready_model_version(api, namespace, "iris", 2)
+    create_ready_model_version(api, namespace, jobs, 2)
     # 1: killed mid-rollout, before the selector flips (green created, not yet available).
     eventually(
         lambda: list_objects(api, "apps/v1", "Deployment", namespace, GREEN),
