@@ -4,8 +4,8 @@ abort paths (a failing smoke test, a crash-looping server) while the active colo
 
 The artifact is trained by a Job of the runtime image onto a PersistentVolumeClaim of the default
 StorageClass, and registered by hand as a ModelVersion with the digest train reported, which the
-operator verifies with its fetch Job. Needs `kubeloop-runtime:dev` on the node (`hack/devcluster.py load`); skips
-otherwise, naming it.
+operator verifies with its fetch Job. Needs `kubeloop-runtime:dev` on the node
+(`hack/devcluster.py load`); skips otherwise, naming it.
 """
 
 from __future__ import annotations
