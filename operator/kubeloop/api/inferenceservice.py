@@ -90,8 +90,9 @@ class SmokeTest(ApiModel):
         None,
         max_length=100,
         description=(
-            "Rows to predict, as `{feature: value}` objects. Left out, rows are drawn from the "
-            "training data's reference profile."
+            "Rows to predict, as `{feature: value}` objects; each is one `POST /predict` that "
+            "must answer one prediction. Left out, the test checks that the preview Service "
+            "reaches a loaded model (readiness and the v2 model metadata)."
         ),
     )
     min_success_ratio: float = Field(

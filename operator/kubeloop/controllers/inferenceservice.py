@@ -265,8 +265,10 @@ def _retrain(
 ) -> tuple[dict[str, Any] | None, float | None]:
     """Drift → retrain; returns the new `status.lastRetrain` (None: unchanged) and a requeue."""
     template = spec.retrain.template
-    if not spec.retrain.enabled and not (status.get("lastRetrain") or {}).get("phase"):
-        return None, None
+    drifting = bool((status.get("drift") or {}).get("detected"))
+    waiting = (status.get("lastRetrain") or {}).get("phase") == "RefreshingData"
+    if not ((spec.retrain.enabled and drifting) or waiting):
+        return None, None  # nothing to decide: spare the TrainingJob list and the Dataset read
     api = context.api
     jobs = list_objects(api, API_VERSION, "TrainingJob", owner.namespace, retrain_selector(owner))
     dataset = (
