@@ -196,3 +196,22 @@ def test_sidecar_role_gets_this_service_and_patches_only_its_status() -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "iris-drift", "namespace": "ml"}
     ]
+
+
+def test_spec_env_overrides_the_operator_by_name_but_not_the_artifact_or_its_digest() -> None:
+    custom = spec(
+        env=[
+            {"name": "KUBELOOP_PORT", "value": "9000"},
+            {"name": "KUBELOOP_MODEL_DIGEST", "value": "sha256:" + "b" * 64},
+            {"name": "KUBELOOP_MODEL_DIR", "value": "/elsewhere"},
+            {"name": "EXTRA", "value": "1"},
+        ]
+    )
+    server = containers(build_deployment(OWNER, custom, target(), "blue", 1, DEFAULTS))["server"]
+    names = [e["name"] for e in server["env"]]
+    assert len(names) == len(set(names))  # server-side apply refuses duplicate names
+    values = env(server)
+    assert values["KUBELOOP_PORT"] == "9000"
+    assert values["EXTRA"] == "1"
+    assert values["KUBELOOP_MODEL_DIGEST"] == DIGEST
+    assert values["KUBELOOP_MODEL_DIR"] == "/mnt/models"

@@ -210,7 +210,7 @@ def test_real_pods_serve_after_a_smoke_test_and_the_sidecar_reports_drift_status
     assert status["activeModelVersion"] == "iris-v1"
     assert status["readyReplicas"] == 1
     assert {"RolloutStarted", "SmokeTestPassed", "Promoted"} <= set(events(api, namespace))
-    assert predict(api, namespace, "iris") == [0, 2]
+    assert predict(api, namespace, "iris") == ["setosa", "virginica"]
     # The drift sidecar patched status.drift with its own ServiceAccount's token.
     reported = wait_status(
         api,
@@ -255,7 +255,7 @@ def test_a_failing_smoke_test_aborts_and_blue_keeps_serving(api: Any, serving: s
     assert aborted["phase"] == "Degraded"
     assert condition(aborted, "Degraded")["status"] == "True"
     assert "SmokeTestFailed" in events(api, namespace)
-    assert predict(api, namespace, "iris") == [0, 2]
+    assert predict(api, namespace, "iris") == ["setosa", "virginica"]
     eventually(
         lambda: get(api, "apps/v1", "Deployment", namespace, "iris-green")["spec"]["replicas"] == 0,
         timeout=30,
@@ -292,4 +292,4 @@ def test_a_crash_looping_candidate_is_aborted_with_its_last_message(api: Any, se
     assert "container server" in message
     assert "exit code 2" in message
     assert aborted["activeColor"] == "blue"
-    assert predict(api, namespace, "iris") == [0, 2]
+    assert predict(api, namespace, "iris") == ["setosa", "virginica"]

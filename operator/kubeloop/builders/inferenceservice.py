@@ -43,6 +43,9 @@ TERMINATION_GRACE_SECONDS: Final = PRE_STOP_SLEEP_SECONDS + GRACEFUL_SHUTDOWN_SE
 SIDECAR_RESOURCES: Final = {"requests": {"cpu": "20m", "memory": "128Mi"}}
 FETCH_RESOURCES: Final = {"requests": {"cpu": "50m", "memory": "64Mi"}}
 
+# Server variables spec.env cannot override: the artifact's location and its digest.
+PROTECTED_ENV: Final = frozenset({"KUBELOOP_MODEL_DIR", "KUBELOOP_MODEL_DIGEST"})
+
 LABEL_ISVC: Final = f"{GROUP}/inferenceservice"
 LABEL_COLOR: Final = f"{GROUP}/color"
 LABEL_MODEL_VERSION: Final = f"{GROUP}/model-version"
@@ -183,7 +186,11 @@ def _server_container(
             "TERMINATION_LOG": TERMINATION_LOG,
         }
     )
-    env += [{"name": var.name, "value": var.value} for var in spec.env or ()]
+    # `spec.env` overrides what the operator sets, by name, except where the artifact comes from
+    # and the digest it must have: those are the ModelVersion's, not the user's to change.
+    extra = {var.name: var.value for var in spec.env or () if var.name not in PROTECTED_ENV}
+    env = [item for item in env if item["name"] not in extra]
+    env += [{"name": name, "value": value} for name, value in extra.items()]
     container = common.runtime_container(
         settings,
         name="server",

@@ -317,9 +317,8 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
     settings = context.settings
     now = datetime.now(UTC)
 
-    resolution = resolve_target(
-        spec.model, list_objects(api, API_VERSION, "ModelVersion", namespace)
-    )
+    registry = MODEL_VERSIONS.of_model(api, namespace, spec.model.name)
+    resolution = resolve_target(spec.model, registry)
     target = resolution.target
     desired = (
         Desired(target.model_version, template_hash(owner, spec, target, settings), spec.replicas)
