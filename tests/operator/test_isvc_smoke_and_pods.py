@@ -79,6 +79,17 @@ def test_server_crash_loop_and_pending_pods() -> None:
     assert pod_failure([pod(main=[crashing])]) == (
         "container server: CrashLoopBackOff (exit code 3, artifact refused)"
     )
+    # Between two crashes the container runs again for a moment: its last exit still counts.
+    restarted = {
+        "name": "server",
+        "ready": False,
+        "restartCount": 2,
+        "state": {"running": {"startedAt": "2026-12-01T08:00:00Z"}},
+        "lastState": {"terminated": {"exitCode": 2, "message": "invalid settings"}},
+    }
+    assert pod_failure([pod(main=[restarted])]) == (
+        "container server restarted 2 times, last exit code 2, invalid settings"
+    )
     starting = {"name": "server", "state": {"waiting": {"reason": "ContainerCreating"}}}
     assert pod_failure([pod(main=[starting])]) is None
     unschedulable = {

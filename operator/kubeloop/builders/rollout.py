@@ -679,4 +679,10 @@ def pod_failure(pods: Sequence[Mapping[str, Any]]) -> str | None:
                     )
                 if terminated and terminated.get("exitCode") not in (0, None):
                     return f"{what} {name} failed: {_termination_text(terminated)}"
+                restarts = int(container.get("restartCount") or 0)
+                failed_before = last is not None and last.get("exitCode") not in (0, None)
+                if not container.get("ready") and restarts and failed_before:
+                    return (
+                        f"{what} {name} restarted {restarts} times, last {_termination_text(last)}"
+                    )
     return None
