@@ -155,31 +155,38 @@ class Watcher:
         self.threads.append(thread)
 
     def _watch_kind(self, kind: str, lister: Callable[..., Any]) -> None:
-        stream = watch.Watch()
         while not self.stop.is_set():
-            for event in stream.stream(lister, self.namespace, timeout_seconds=5):
-                name = event["object"].metadata.name
-                self.seen[kind].setdefault(name, time.perf_counter())
-                if self.stop.is_set():
-                    break
+            try:
+                for event in watch.Watch().stream(lister, self.namespace, timeout_seconds=5):
+                    name = event["object"].metadata.name
+                    self.seen[kind].setdefault(name, time.perf_counter())
+                    if self.stop.is_set():
+                        break
+            except Exception as error:  # a loaded API server drops watches: watch again
+                print(f"watch of {kind}s restarted: {type(error).__name__}", file=sys.stderr)
 
     def _watch_status(self) -> None:
         custom = k8s.CustomObjectsApi(self.api)
-        stream = watch.Watch()
         while not self.stop.is_set():
-            for event in stream.stream(
-                custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                "inferenceservices",
-                timeout_seconds=5,
-            ):
-                body = event["object"]
-                if (body.get("status") or {}).get("phase"):
-                    self.status_written.setdefault(body["metadata"]["name"], time.perf_counter())
-                if self.stop.is_set():
-                    break
+            try:
+                for event in watch.Watch().stream(
+                    custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    "inferenceservices",
+                    timeout_seconds=5,
+                ):
+                    body = event["object"]
+                    if (body.get("status") or {}).get("phase"):
+                        name = body["metadata"]["name"]
+                        self.status_written.setdefault(name, time.perf_counter())
+                    if self.stop.is_set():
+                        break
+            except Exception as error:  # a loaded API server drops watches: watch again
+                print(
+                    f"watch of InferenceServices restarted: {type(error).__name__}", file=sys.stderr
+                )
 
     def children_done(self, isvc: str) -> float | None:
         names = {
@@ -270,7 +277,7 @@ def run_operator(
 
     first = time.perf_counter()
     pool_map(threads, make, n)
-    deadline = time.monotonic() + max(120.0, n * 0.5)
+    deadline = time.monotonic() + max(120.0, n * 1.0)
     while len(watcher.status_written) < n and time.monotonic() < deadline:
         time.sleep(0.2)
     while time.monotonic() < deadline and any(
