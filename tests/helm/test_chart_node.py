@@ -57,11 +57,13 @@ def has_image(images: set[str], repository: str, tag: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def node_images(kubectl: KubectlRunner) -> set[str]:
+def node_images(kubectl: KubectlRunner, ready_node: str) -> set[str]:
     images = images_on_nodes(kubectl)
     for repository, tag in (OPERATOR_IMAGE, RUNTIME_IMAGE):
         if not has_image(images, repository, tag):
-            pytest.skip(f"{repository}:{tag} is not on the node: build and load it first")
+            pytest.skip(
+                f"{repository}:{tag} is not on the node: `make images-load` (or load it there)"
+            )
     return images
 
 
