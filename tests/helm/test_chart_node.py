@@ -6,11 +6,13 @@ but the CRDs. The tests run in file order and share one release."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,14 +58,25 @@ def has_image(images: set[str], repository: str, tag: str) -> bool:
     )
 
 
+def is_local_node(kubeconfig: str) -> bool:
+    """Whether the cluster is this checkout's local one (its kubeconfig is in $KUBELOOP_CACHE)."""
+    cache = Path(os.environ.get("KUBELOOP_CACHE", REPO / ".cache" / "kubeloop")).resolve()
+    return Path(kubeconfig).resolve().is_relative_to(cache)
+
+
 @pytest.fixture(scope="module")
-def node_images(kubectl: KubectlRunner, ready_node: str) -> set[str]:
+def node_images(kubectl: KubectlRunner, kubeconfig: str, ready_node: str) -> set[str]:
+    """The images of this tree on the node: the local node gets them built and loaded
+    (`hack/images.sh load`, a no-op when unchanged); any other cluster must have them."""
+    tags = [f"{repository}:{tag}" for repository, tag in (OPERATOR_IMAGE, RUNTIME_IMAGE)]
+    if is_local_node(kubeconfig):
+        subprocess.run(
+            ["bash", str(REPO / "hack" / "images.sh"), "load", *tags], check=True, timeout=1800
+        )
     images = images_on_nodes(kubectl)
     for repository, tag in (OPERATOR_IMAGE, RUNTIME_IMAGE):
         if not has_image(images, repository, tag):
-            pytest.skip(
-                f"{repository}:{tag} is not on the node: `make images-load` (or load it there)"
-            )
+            pytest.skip(f"{repository}:{tag} is not on the node: load it there first")
     return images
 
 
