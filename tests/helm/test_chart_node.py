@@ -23,7 +23,8 @@ from support import eventually
 
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 
-pytestmark = [pytest.mark.cluster, pytest.mark.node]
+# Setup may build and load the images, then waits for the operator: more than the default.
+pytestmark = [pytest.mark.cluster, pytest.mark.node, pytest.mark.timeout(1800)]
 
 OPERATOR_IMAGE = ("kubeloop-operator", "dev")
 RUNTIME_IMAGE = ("kubeloop-runtime", "dev")
@@ -104,7 +105,7 @@ def release(
     kubectl("apply", "-f", "-", input=yaml.safe_dump(claim))
 
     def cluster_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return helm(f"--kubeconfig={kubeconfig}", *args, check=check, timeout=360)
+        return helm(f"--kubeconfig={kubeconfig}", *args, check=check, timeout=270)
 
     name = f"node-{uuid.uuid4().hex[:6]}"
     values = {
@@ -119,17 +120,29 @@ def release(
         "peering.enabled": "true",
         "logLevel": "DEBUG",
     }
-    cluster_helm(
-        "install",
-        name,
-        str(CHART),
-        f"--namespace={namespace}",
-        "--wait",
-        "--timeout=5m",
-        *set_args(values),
-    )
+    selector = f"app.kubernetes.io/instance={name}"
     try:
-        yield Release(name, namespace, watched, f"app.kubernetes.io/instance={name}", cluster_helm)
+        installed = cluster_helm(
+            "install",
+            name,
+            str(CHART),
+            f"--namespace={namespace}",
+            "--wait",
+            "--timeout=4m",
+            *set_args(values),
+            check=False,
+        )
+        if installed.returncode != 0:
+            # Say why: usually the operator's Pod, whose last log lines tell.
+            pods = kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "wide").stdout
+            logs = kubectl(
+                "logs", "-n", namespace, "-l", selector, "--tail=20", "--previous", check=False
+            )
+            pytest.fail(
+                f"helm install --wait failed:\n{installed.stderr}\n{pods}\n"
+                f"{logs.stdout}{logs.stderr}"
+            )
+        yield Release(name, namespace, watched, selector, cluster_helm)
     finally:
         cluster_helm("uninstall", name, f"--namespace={namespace}", "--wait", check=False)
         for ns in (namespace, watched):
