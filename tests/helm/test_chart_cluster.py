@@ -53,7 +53,9 @@ def install(cluster_helm: HelmRunner, kubectl: KubectlRunner, mode: str) -> Iter
     namespace = make_namespace(kubectl, "helm-op")
     other = make_namespace(kubectl, "helm-other")
     watched: tuple[str, ...] = ()
-    values = {"image.repository": "kubeloop-operator", "image.tag": "dev"}
+    # No operator Pod: these tests ask the API server about its account, and on a cluster with a
+    # node a running cluster-wide operator would reconcile other tests' objects.
+    values = {"replicaCount": "0"}
     if mode == "namespaces":
         watched = (make_namespace(kubectl, "helm-ml"), make_namespace(kubectl, "helm-ml2"))
         values |= {"watch.mode": "namespaces", "watch.namespaces": "{" + ",".join(watched) + "}"}
