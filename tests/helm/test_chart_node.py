@@ -1,0 +1,286 @@
+"""The chart on a real node: `helm install --wait` brings the operator's Pod Ready, running from
+its image under the restricted Pod Security standard with only the chart's RBAC; the in-cluster
+operator takes examples/iris.yaml to a served prediction; `helm uninstall` leaves nothing of ours
+but the CRDs. The tests run in file order and share one release."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import CHART, REPO, HelmRunner, set_args
+
+from support import eventually
+
+KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+# Setup may build and load the images, then waits for the operator: more than the default.
+pytestmark = [pytest.mark.cluster, pytest.mark.node, pytest.mark.timeout(1800)]
+
+OPERATOR_IMAGE = ("kubeloop-operator", "dev")
+RUNTIME_IMAGE = ("kubeloop-runtime", "dev")
+OURS = (
+    "deployments,replicasets,pods,services,serviceaccounts,persistentvolumeclaims,roles,"
+    "rolebindings,clusterroles,clusterrolebindings,kopfpeerings,clusterkopfpeerings"
+)
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    namespace: str  # the operator's
+    watched: str  # the one namespace it serves
+    selector: str
+    helm: Callable[..., subprocess.CompletedProcess[str]]
+
+
+def images_on_nodes(kubectl: KubectlRunner) -> set[str]:
+    nodes = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    return {
+        name
+        for node in nodes
+        for image in node["status"].get("images", ())
+        for name in image.get("names") or ()
+    }
+
+
+def has_image(images: set[str], repository: str, tag: str) -> bool:
+    return any(
+        name.endswith(f"/{repository}:{tag}") or name == f"{repository}:{tag}" for name in images
+    )
+
+
+def is_local_node(kubeconfig: str) -> bool:
+    """Whether the cluster is this checkout's local one (its kubeconfig is in $KUBELOOP_CACHE)."""
+    cache = Path(os.environ.get("KUBELOOP_CACHE", REPO / ".cache" / "kubeloop")).resolve()
+    return Path(kubeconfig).resolve().is_relative_to(cache)
+
+
+@pytest.fixture(scope="module")
+def node_images(kubectl: KubectlRunner, kubeconfig: str, ready_node: str) -> set[str]:
+    """The images of this tree on the node: the local node gets them built and loaded
+    (`hack/images.sh load`, a no-op when unchanged); any other cluster must have them."""
+    tags = [f"{repository}:{tag}" for repository, tag in (OPERATOR_IMAGE, RUNTIME_IMAGE)]
+    if is_local_node(kubeconfig):
+        subprocess.run(
+            ["bash", str(REPO / "hack" / "images.sh"), "load", *tags], check=True, timeout=1800
+        )
+    images = images_on_nodes(kubectl)
+    for repository, tag in (OPERATOR_IMAGE, RUNTIME_IMAGE):
+        if not has_image(images, repository, tag):
+            pytest.skip(f"{repository}:{tag} is not on the node: load it there first")
+    return images
+
+
+@pytest.fixture(scope="module")
+def release(
+    helm: HelmRunner,
+    kubeconfig: str,
+    kubectl: KubectlRunner,
+    kubeloop_crds: list[str],
+    node_images: set[str],
+) -> Iterator[Release]:
+    """One release, serving one namespace; both namespaces enforce restricted Pod Security."""
+    namespace, watched = (f"{stem}-{uuid.uuid4().hex[:6]}" for stem in ("helm-node", "helm-ml"))
+    for name in (namespace, watched):
+        kubectl("create", "namespace", name)
+        kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
+    # A claim the test makes: `--wait` would wait for a chart-made one to bind, which the node's
+    # WaitForFirstConsumer StorageClass does only for its first Pod.
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "models", "namespace": watched},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(claim))
+
+    def cluster_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return helm(f"--kubeconfig={kubeconfig}", *args, check=check, timeout=270)
+
+    name = f"node-{uuid.uuid4().hex[:6]}"
+    values = {
+        "image.repository": OPERATOR_IMAGE[0],
+        "image.tag": OPERATOR_IMAGE[1],
+        "runtime.image.repository": RUNTIME_IMAGE[0],
+        "runtime.image.tag": RUNTIME_IMAGE[1],
+        "watch.mode": "namespaces",
+        "watch.namespaces": "{" + watched + "}",
+        "artifactStore.type": "existingClaim",
+        "artifactStore.existingClaim": "models",
+        "peering.enabled": "true",
+        "logLevel": "DEBUG",
+    }
+    selector = f"app.kubernetes.io/instance={name}"
+    try:
+        installed = cluster_helm(
+            "install",
+            name,
+            str(CHART),
+            f"--namespace={namespace}",
+            "--wait",
+            "--timeout=4m",
+            *set_args(values),
+            check=False,
+        )
+        if installed.returncode != 0:
+            # Say why: usually the operator's Pod, whose last log lines tell.
+            pods = kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "wide").stdout
+            logs = kubectl(
+                "logs", "-n", namespace, "-l", selector, "--tail=20", "--previous", check=False
+            )
+            pytest.fail(
+                f"helm install --wait failed:\n{installed.stderr}\n{pods}\n"
+                f"{logs.stdout}{logs.stderr}"
+            )
+        yield Release(name, namespace, watched, selector, cluster_helm)
+    finally:
+        cluster_helm("uninstall", name, f"--namespace={namespace}", "--wait", check=False)
+        for ns in (namespace, watched):
+            kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def operator_pod(kubectl: KubectlRunner, release: Release) -> dict[str, Any]:
+    pods = json.loads(
+        kubectl("get", "pods", "-n", release.namespace, "-l", release.selector, "-o", "json").stdout
+    )["items"]
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    return dict(pods[0])
+
+
+def operator_logs(kubectl: KubectlRunner, release: Release) -> str:
+    pod = operator_pod(kubectl, release)["metadata"]["name"]
+    return kubectl("logs", "-n", release.namespace, pod).stdout
+
+
+def test_install_wait_brings_the_operator_pod_ready(
+    kubectl: KubectlRunner, release: Release
+) -> None:
+    pod = operator_pod(kubectl, release)
+    conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+    assert conditions["Ready"] == "True", pod["status"]
+    [container] = pod["status"]["containerStatuses"]
+    assert container["image"].endswith("kubeloop-operator:dev")
+    assert container["restartCount"] == 0
+    logs = operator_logs(kubectl, release)
+    assert f"namespaces {release.watched}" in logs, logs
+    # Peering: the chart's KopfPeering, in the namespace it serves.
+    kubectl("get", "kopfpeering", "kubeloop", "-n", release.watched)
+
+
+def predict(cluster_ip: str, rows: list[dict[str, float]]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://{cluster_ip}/predict",
+        data=json.dumps({"instances": rows}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.loads(response.read()))
+
+
+def wait_ready(kubectl: KubectlRunner, release: Release, resource: str) -> None:
+    ns = release.watched
+    result = kubectl(
+        "wait",
+        "-n",
+        ns,
+        "--for=condition=Ready",
+        resource,
+        "--timeout=600s",
+        check=False,
+        timeout=620,
+    )
+    assert result.returncode == 0, (
+        f"{resource} not Ready:\n{result.stderr}\n"
+        + kubectl("get", "kubeloop,jobs,pods", "-n", ns, "-o", "wide").stdout
+        + operator_logs(kubectl, release)[-4000:]
+    )
+
+
+def test_in_cluster_operator_profiles_and_trains_the_iris_example(
+    kubectl: KubectlRunner, release: Release
+) -> None:
+    kubectl("apply", "-n", release.watched, "-f", str(REPO / "examples" / "iris.yaml"))
+    wait_ready(kubectl, release, "dataset/iris")
+    wait_ready(kubectl, release, "trainingjob/iris-rf")
+    version = kubectl(
+        "get",
+        "trainingjob",
+        "iris-rf",
+        "-n",
+        release.watched,
+        "-o",
+        "jsonpath={.status.modelVersion}",
+    ).stdout
+    wait_ready(kubectl, release, f"modelversion/{version}")
+    assert "Forbidden" not in operator_logs(kubectl, release)
+
+
+def test_in_cluster_operator_serves_the_iris_example(
+    kubectl: KubectlRunner, release: Release
+) -> None:
+    pytest.importorskip(
+        "kubeloop.controllers.inferenceservice",
+        reason="the InferenceService controller (branch isvc) is not in this tree or its image",
+    )
+    wait_ready(kubectl, release, "inferenceservice/iris")
+    cluster_ip = kubectl(
+        "get", "service", "iris", "-n", release.watched, "-o", "jsonpath={.spec.clusterIP}"
+    ).stdout
+    rows = [
+        {
+            "sepal length (cm)": 5.1,
+            "sepal width (cm)": 3.5,
+            "petal length (cm)": 1.4,
+            "petal width (cm)": 0.2,
+        }
+    ]
+    # A ClusterIP can refuse connections for a moment after its endpoints become ready.
+    answer = eventually(
+        lambda: _try_predict(cluster_ip, rows),
+        timeout=30,
+        interval=1,
+        what="a prediction through the iris Service",
+    )
+    assert answer["model"] == "iris"
+    assert answer["predictions"] == ["setosa"]
+    assert "Forbidden" not in operator_logs(kubectl, release)
+
+
+def _try_predict(cluster_ip: str, rows: list[dict[str, float]]) -> dict[str, Any] | None:
+    try:
+        return predict(cluster_ip, rows)
+    except OSError:
+        return None
+
+
+def test_uninstall_leaves_nothing_of_ours_but_the_crds(
+    kubectl: KubectlRunner, release: Release, kubeloop_crds: list[str]
+) -> None:
+    # The user's objects first, as docs/getting-started.md says, then the release.
+    kubectl(
+        "delete",
+        "-n",
+        release.watched,
+        "-f",
+        str(REPO / "examples" / "iris.yaml"),
+        "--ignore-not-found",
+        "--wait=true",
+        timeout=180,
+    )
+    release.helm("uninstall", release.name, f"--namespace={release.namespace}", "--wait")
+
+    def nothing_left() -> bool:
+        return kubectl("get", OURS, "-A", "-l", release.selector, "-o", "name").stdout == ""
+
+    eventually(nothing_left, timeout=120, interval=1, what=f"objects of {release.name} gone")
+    assert set(kubeloop_crds) <= set(kubectl("get", "crd", "-o", "name").stdout.split())
