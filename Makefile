@@ -7,10 +7,11 @@ PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.kubeloop-installed
 
-.PHONY: help setup tools test test-unit lint crds demo cluster-up cluster-down cluster-status
+.PHONY: help setup tools test test-unit lint crds demo demo-down cluster-up cluster-down cluster-status
 
 help:
-	@echo "make demo          run the whole loop on the local control plane"
+	@echo "make demo          the whole loop on a real local cluster, narrated (~3 min warm)"
+	@echo "make demo-down     remove what make demo started"
 	@echo "make test          set up, lint, run every test (starts the local control plane)"
 	@echo "make test-unit     only the tests that need no cluster"
 	@echo "make cluster-up    start (or reuse) the local control plane; cluster-down stops it"
@@ -39,8 +40,12 @@ test-unit: setup
 crds: setup
 	$(PYTHON) -m kubeloop.crdgen
 
-demo: setup tools
-	@bash hack/demo.sh
+# The demo drives the cluster from this checkout's virtualenv: `images` builds what the node runs.
+demo: setup tools images
+	$(PYTHON) hack/demo.py up
+
+demo-down:
+	@if [ -x $(PYTHON) ]; then $(PYTHON) hack/demo.py down; else echo "nothing to remove: no $(VENV)"; fi
 
 cluster-up: setup tools
 	$(PYTHON) hack/devcluster.py up

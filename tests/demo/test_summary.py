@@ -1,0 +1,84 @@
+"""The closing screen and failure messages (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from demolib import summary
+
+
+def record() -> summary.DemoRecord:
+    r = summary.DemoRecord(namespace="kubeloop-demo", isvc="iris", endpoint="http://10.96.0.42")
+    r.data_versions = [("sha256:" + "a" * 64, 150), ("sha256:" + "b" * 64, 8310)]
+    r.first_model = summary.ModelFacts(
+        "iris-v1", "accuracy", 0.947, "sha256:" + "a" * 64, "iris-rf"
+    )
+    r.retrained = summary.ModelFacts(
+        "iris-v2", "accuracy", 0.981, "sha256:" + "b" * 64, "iris-retrain-1"
+    )
+    r.comparison = summary.comparison_from(
+        {
+            "comparison": {
+                "metric": "accuracy",
+                "candidate": 0.981,
+                "baseline": 0.402,
+                "baselineVersion": "iris-v1",
+                "passed": True,
+                "testRows": 1662,
+            }
+        }
+    )
+    r.drift_features = ["petal length (cm)", "petal width (cm)"]
+    r.drift_score = 0.5
+    r.accuracy_before, r.accuracy_shifted, r.accuracy_after = 0.97, 0.34, 0.98
+    r.loop_lines = ["drift → new version serving: 44.0 s = detect 12.0 + ..."]
+    r.elapsed_seconds = 131.4
+    r.picture = Path("/repo/.cache/kubeloop/demo/timeline.png")
+    return r
+
+
+def test_the_summary_fits_one_screen_and_says_what_happened() -> None:
+    text = summary.render_summary(record())
+    lines = text.splitlines()
+    assert len(lines) <= 30
+    assert all(len(line) <= 130 for line in lines)
+    assert "aaaaaaaaaaaa (150 rows) → bbbbbbbbbbbb (8310 rows)" in text
+    assert "iris-v1: accuracy 0.947" in text
+    assert "accuracy 0.981 against 0.402 of iris-v1 on the same 1662 held-out rows" in text
+    assert "petal length (cm), petal width (cm)" in text
+    assert "before the shift 97%" in text
+    assert "after the switch 98%" in text
+    assert "/repo/.cache/kubeloop/demo/timeline.png" in text
+    assert "kubectl -n kubeloop-demo get kubeloop" in text
+    assert "curl -s http://10.96.0.42/predict" in text
+
+
+def test_a_partial_record_renders_without_the_missing_parts() -> None:
+    text = summary.render_summary(summary.DemoRecord(namespace="ns", isvc="iris"))
+    assert "retrained" not in text
+    assert "curl" not in text
+    assert "n/a" in text
+
+
+def test_comparison_is_read_from_a_termination_message_or_nothing() -> None:
+    assert summary.comparison_from(None) is None
+    assert summary.comparison_from({"ok": True, "kind": "train"}) is None
+    found = summary.comparison_from({"metric": "accuracy", "candidate": 1.0, "baseline": None})
+    assert found == summary.Comparison("accuracy", 1.0, None, None, None)
+    assert summary.comparison_line(None) == "no comparison reported"
+
+
+def test_failure_text_names_resource_message_and_logs() -> None:
+    text = summary.failure_text(
+        "TrainingJob iris-rf ended Failed",
+        "trainingjob/iris-rf",
+        "exit 4: SchemaError",
+        "kubectl -n kubeloop-demo logs job/iris-rf-train",
+    )
+    assert text.splitlines() == [
+        "demo failed: TrainingJob iris-rf ended Failed",
+        "  resource: trainingjob/iris-rf",
+        "  status:   exit 4: SchemaError",
+        "  logs:     kubectl -n kubeloop-demo logs job/iris-rf-train",
+    ]
+    assert summary.short_digest(None) == "?"
