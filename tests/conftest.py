@@ -1,8 +1,13 @@
 """Shared fixtures: a Kubernetes API for the `cluster` tests, and a namespace per test.
 
-The cluster is the one named by $KUBECONFIG (kind, or any real cluster) when it is set; otherwise
-the local control plane of hack/devcluster.py is reused when running, or started and, unless
-KUBELOOP_KEEP_CLUSTER=1, stopped again at the end of the session.
+The cluster is the one named by $KUBELOOP_TEST_KUBECONFIG or $KUBECONFIG (kind, or any real
+cluster) when set; otherwise the local cluster of hack/devcluster.py, with its node, is reused
+when running, or started and, unless KUBELOOP_KEEP_CLUSTER=1, stopped again at the end of the
+session. Where the node cannot run (not root, packages missing, or another node of ours runs on
+this machine) the local cluster starts without it, and the `node` tests skip.
+
+`node` tests (they need running Pods) skip when the cluster has no Ready node. A module that sets
+`RUNS_LAST = True` runs after every other test (the test of `devcluster down` stops the cluster).
 
 Tools (kubectl, helm, kubeconform) come from the pinned build cache (hack/build-tools.sh), else
 from PATH.
@@ -10,11 +15,13 @@ from PATH.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if cluster_fixtures & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.cluster)
+    # Stable sort: everything else keeps its order, the tests that tear down come last.
+    items.sort(key=lambda item: bool(getattr(getattr(item, "module", None), "RUNS_LAST", False)))
 
 
 @pytest.fixture(scope="session")
@@ -52,13 +61,32 @@ def tool_path() -> Callable[[str], str]:
     return find
 
 
+def local_layout() -> devcluster.Layout:
+    """The local cluster the tests use: with the node unless KUBELOOP_DEVCLUSTER_NODE=0 or the
+    machine cannot run it (then the API-only plane, and a warning saying why)."""
+    want_node = os.environ.get("KUBELOOP_DEVCLUSTER_NODE", "1") not in ("0", "false", "no")
+    layout = devcluster.Layout.from_env(node=want_node)
+    if want_node:
+        problems = devcluster.node_prerequisites()
+        others = devcluster.hostnet.other_nodes(layout.root)
+        problems += [f"a node of ours already runs from {folder}" for folder in others]
+        if problems:
+            warnings.warn(
+                "the local cluster starts without its node (node tests skip): "
+                + "; ".join(problems),
+                stacklevel=2,
+            )
+            layout = devcluster.Layout.from_env(node=False)
+    return layout
+
+
 @pytest.fixture(scope="session")
 def kubeconfig() -> Iterator[str]:
     given = os.environ.get("KUBELOOP_TEST_KUBECONFIG") or os.environ.get("KUBECONFIG")
     if given:
         yield given
         return
-    layout = devcluster.Layout.from_env()
+    layout = local_layout()
     started = not devcluster.is_up(layout)
     if started:
         devcluster.up(layout)
@@ -122,7 +150,13 @@ def namespace(kubectl: KubectlRunner, request: pytest.FixtureRequest) -> Iterato
     # Namespace names are DNS labels: lower-case, at most 63 characters.
     stem = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
     name = f"t-{stem}-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", name)
+    # Every test's Pods meet the restricted Pod Security Standard, as the operator's must.
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+    }
+    kubectl("create", "-f", "-", input=json.dumps(manifest))
     # The ServiceAccount admission plugin refuses pods until `default` exists in the namespace.
     deadline = time.monotonic() + 30
     while kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode != 0:
@@ -133,3 +167,23 @@ def namespace(kubectl: KubectlRunner, request: pytest.FixtureRequest) -> Iterato
         yield name
     finally:
         kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture(scope="session")
+def ready_node(k8s_api_client: Any, kubeconfig: str) -> str:
+    """The name of a Ready node of the cluster; skips the test when there is none."""
+    from kubernetes import client
+
+    nodes = client.CoreV1Api(k8s_api_client).list_node().items
+    for node in nodes:
+        conditions = node.status.conditions or []
+        if any(c.type == "Ready" and c.status == "True" for c in conditions):
+            return str(node.metadata.name)
+    names = ", ".join(n.metadata.name for n in nodes) or "none"
+    pytest.skip(f"the cluster at {kubeconfig} has no Ready node (nodes: {names})")
+
+
+@pytest.fixture(autouse=True)
+def _node_tests_need_a_ready_node(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("node") is not None:
+        request.getfixturevalue("ready_node")

@@ -31,3 +31,22 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# Images every local node has (hack/devcluster.py imports them at `up`; nothing can be pulled).
+PAUSE_IMAGE = "kubeloop.dev/pause:3.10"
+TESTKIT_IMAGE = "kubeloop.dev/testkit:dev"
+
+# What the restricted Pod Security Standard asks of every Pod and container: the `namespace`
+# fixture's namespaces enforce it. Camel-case: for manifests and dict bodies alike.
+RESTRICTED_POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "fsGroup": 65532,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}

@@ -243,6 +243,69 @@ def render_crd(info: KindInfo) -> str:
     return HEADER + "---\n" + body
 
 
+# --- Kopf's peering CRDs ----------------------------------------------------------------------
+
+PEERING_GROUP = "kopf.dev"
+PEERING_FILE = "kopf.dev_peerings.yaml"
+
+
+def build_peering_crd(kind: str, scope: str) -> Schema:
+    """One of Kopf's peering CRDs (KopfPeering, ClusterKopfPeering): replicas of the operator
+    write keep-alives with their priorities into the object's status (docs/operator.md)."""
+    plural = kind.lower() + "s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{plural}.{PEERING_GROUP}",
+            "labels": {
+                "app.kubernetes.io/name": "kubeloop",
+                "app.kubernetes.io/part-of": "kubeloop",
+            },
+        },
+        "spec": {
+            "group": PEERING_GROUP,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "scope": scope,
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "description": (
+                                "Kopf peering: operator replicas' keep-alives, one key per "
+                                "replica in status."
+                            ),
+                            "type": "object",
+                            "properties": {
+                                "status": {
+                                    "type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": True,
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_peering_crds() -> str:
+    """Both peering CRDs as one multi-document file."""
+    documents = [
+        build_peering_crd("ClusterKopfPeering", "Cluster"),
+        build_peering_crd("KopfPeering", "Namespaced"),
+    ]
+    bodies = [
+        "---\n" + yaml.dump(doc, Dumper=_NoAliasDumper, sort_keys=False, width=100)
+        for doc in documents
+    ]
+    return HEADER + "".join(bodies)
+
+
 # --- reference docs -------------------------------------------------------------------------
 
 
@@ -398,6 +461,9 @@ def generated_files() -> dict[str, str]:
         for folder in CRD_DIRS:
             files[f"{folder}/{crd_file_name(info)}"] = crd
         files[f"{DOCS_DIR}/{info.singular}.md"] = render_reference(info)
+    peering = render_peering_crds()
+    for folder in CRD_DIRS:
+        files[f"{folder}/{PEERING_FILE}"] = peering
     files[f"{DOCS_DIR}/README.md"] = render_reference_index()
     return files
 

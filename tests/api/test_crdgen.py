@@ -130,7 +130,8 @@ def test_helm_chart_ships_the_crds(tool_path: Callable[[str], str]) -> None:
         check=True,
     ).stdout
     names = [doc["metadata"]["name"] for doc in yaml.safe_load_all(shown) if doc]
-    assert sorted(names) == sorted(info.crd_name for info in KINDS)
+    peering = ["clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"]
+    assert sorted(names) == sorted([info.crd_name for info in KINDS] + peering)
 
 
 def test_helm_chart_crds_mirror_crds_folder() -> None:
@@ -138,6 +139,8 @@ def test_helm_chart_crds_mirror_crds_folder() -> None:
     for info in KINDS:
         name = f"kubeloop.dev_{info.plural}.yaml"
         assert files[f"crds/{name}"] == files[f"helm/kubeloop/crds/{name}"]
+    peering = "kopf.dev_peerings.yaml"
+    assert files[f"crds/{peering}"] == files[f"helm/kubeloop/crds/{peering}"]
     chart = yaml.safe_load((REPO / "helm/kubeloop/Chart.yaml").read_text())
     assert (chart["apiVersion"], chart["name"], chart["version"]) == ("v2", "kubeloop", "0.1.0")
 

@@ -10,9 +10,24 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from support import eventually
+from support import PAUSE_IMAGE, RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, eventually
 
 pytestmark = pytest.mark.cluster
+
+
+def _pod_spec() -> dict[str, Any]:
+    # A local image (nothing can be pulled) and what the namespace's restricted policy asks.
+    return {
+        "securityContext": RESTRICTED_POD_SECURITY,
+        "containers": [
+            {
+                "name": "main",
+                "image": PAUSE_IMAGE,
+                "imagePullPolicy": "IfNotPresent",
+                "securityContext": RESTRICTED_CONTAINER_SECURITY,
+            }
+        ],
+    }
 
 
 def test_deployment_gets_replicaset_and_pods(k8s_api_client: Any, namespace: str) -> None:
@@ -21,19 +36,16 @@ def test_deployment_gets_replicaset_and_pods(k8s_api_client: Any, namespace: str
     labels = {"app": "web"}
     apps.create_namespaced_deployment(
         namespace,
-        client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="web"),
-            spec=client.V1DeploymentSpec(
-                replicas=2,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(
-                        containers=[client.V1Container(name="web", image="nginx:1.27")]
-                    ),
-                ),
-            ),
-        ),
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": _pod_spec()},
+            },
+        },
     )
     replica_sets = eventually(
         lambda: apps.list_namespaced_replica_set(namespace).items, what="a ReplicaSet"
@@ -57,20 +69,15 @@ def test_job_gets_its_pod(k8s_api_client: Any, namespace: str) -> None:
     core = client.CoreV1Api(k8s_api_client)
     batch.create_namespaced_job(
         namespace,
-        client.V1Job(
-            metadata=client.V1ObjectMeta(name="once"),
-            spec=client.V1JobSpec(
-                backoff_limit=0,
-                template=client.V1PodTemplateSpec(
-                    spec=client.V1PodSpec(
-                        restart_policy="Never",
-                        containers=[
-                            client.V1Container(name="c", image="busybox", command=["true"])
-                        ],
-                    )
-                ),
-            ),
-        ),
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "once"},
+            "spec": {
+                "backoffLimit": 0,
+                "template": {"spec": {**_pod_spec(), "restartPolicy": "Never"}},
+            },
+        },
     )
     pods = eventually(
         lambda: core.list_namespaced_pod(namespace, label_selector="job-name=once").items,

@@ -1,15 +1,18 @@
-"""hack/devcluster: a second, private plane on other ports goes up, is reused, and goes down
-leaving no process behind. Needs the built binaries, not a running cluster."""
+"""hack/devcluster: a second, private API-only plane on free ports goes up, is reused, and goes
+down leaving no process behind, without touching the node a cluster may be running. Needs the
+built binaries, not a running cluster."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
 import devcluster
+from support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 needs_local_binaries = pytest.mark.skipif(
@@ -28,21 +31,41 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
+def free_plane_port() -> int:
+    """An API server port whose etcd ports (port-4064, port-4063) are free as well."""
+    while True:
+        port = free_port()
+        if port > 5500 and all(_free(port - offset) for offset in (4064, 4063)):
+            return port
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @pytest.mark.cluster
 @needs_local_binaries
 def test_up_reuse_and_down(tmp_path: Path) -> None:
+    port = free_plane_port()
     env = {
         **os.environ,
         "KUBELOOP_DEVCLUSTER_DIR": str(tmp_path / "plane"),
-        "KUBELOOP_DEVCLUSTER_PORT": "26443",
+        "KUBELOOP_DEVCLUSTER_PORT": str(port),
+        # The node is one per machine and may be running: this plane must not disturb it.
+        "KUBELOOP_DEVCLUSTER_NODE": "0",
     }
     env.pop("KUBECONFIG", None)
     layout = devcluster.Layout(
         root=tmp_path / "plane",
         bin=devcluster.Layout.from_env().bin,
-        etcd_port=26443 - 4064,
-        etcd_peer_port=26443 - 4063,
-        apiserver_port=26443,
+        etcd_port=port - 4064,
+        etcd_peer_port=port - 4063,
+        apiserver_port=port,
     )
     try:
         first = run(["up"], env)
@@ -83,8 +106,9 @@ def test_up_reuse_and_down(tmp_path: Path) -> None:
 
 
 def test_command_lines_stay_on_loopback() -> None:
-    layout = devcluster.Layout.from_env()
+    layout = devcluster.Layout.from_env(node=False)
     for component, argv in devcluster.command_lines(layout).items():
         for arg in argv:
             if "://" in arg or "address" in arg:
                 assert "0.0.0.0" not in arg, f"{component}: {arg}"
+                assert "10.244." not in arg, f"{component}: {arg}"

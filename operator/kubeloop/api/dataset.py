@@ -18,7 +18,7 @@ from kubeloop.api.base import (
     validations,
 )
 from kubeloop.api.conditions import Conditions, ObservedGeneration
-from kubeloop.api.scalars import DataUri, Digest, Duration
+from kubeloop.api.scalars import DataUri, Digest, Duration, ObjectName, StorageUri
 
 ColumnType = Literal["number", "integer", "string", "category", "boolean"]
 DatasetPhase = Literal["Pending", "Profiling", "Ready", "Failed"]
@@ -145,6 +145,29 @@ class DatasetVersion(ApiModel):
     observed_at: datetime = Field(description="When the version was first seen.")
 
 
+CheckResult = Literal["Running", "Retrying", "Succeeded", "Failed"]
+
+
+class DatasetCheck(ApiModel):
+    """The latest read of the source: which check it is, its Job, and how it went."""
+
+    key: str = Field(
+        max_length=128,
+        description=(
+            "What the check is for: the generation, the refresh slot and the refresh token "
+            "(`g<generation>-s<slot>[-<token hash>]`)."
+        ),
+    )
+    job: ObjectName = Field(description="The profile Job of the latest attempt.")
+    attempt: int = Field(
+        ge=1, description="Attempt number; the source is retried when unreachable."
+    )
+    result: CheckResult = Field(
+        description="`Running`, `Retrying` (waiting to retry), `Succeeded` or `Failed`."
+    )
+    started_at: datetime = Field(description="When the first attempt of this check started.")
+
+
 class DatasetStatus(ApiModel):
     """The observed state of a Dataset."""
 
@@ -166,9 +189,25 @@ class DatasetStatus(ApiModel):
         ),
         json_schema_extra=FREE_FORM,
     )
+    profile_uri: StorageUri | None = Field(
+        None,
+        description=(
+            "Where the full reference profile (bins, deciles, samples) was written: "
+            "`profile.json` in the artifact store."
+        ),
+    )
     history: list[DatasetVersion] | None = Field(
         None, max_length=20, description="The most recent versions, newest first."
     )
+    refresh_token: str | None = Field(
+        None,
+        max_length=253,
+        description=(
+            "The `kubeloop.dev/refresh` annotation value the latest finished check answered: "
+            "a refresh asked for with that token is done when this equals it."
+        ),
+    )
+    check: DatasetCheck | None = Field(None, description="The latest read of the source.")
     last_checked_at: datetime | None = Field(None, description="When the source was last read.")
     message: str | None = Field(None, description="Why the Dataset is not Ready, if it is not.")
     conditions: Conditions | None = None

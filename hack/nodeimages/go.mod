@@ -1,0 +1,3 @@
+module kubeloop.dev/hack/nodeimages
+
+go 1.26.0

@@ -1,0 +1,360 @@
+"""The TrainingJob's training Job, its ModelVersion, its version number and its status; no I/O.
+
+Order of a run, each step written down in the API before the next, so that a restart at any
+line converges: wait for the Dataset to be Ready → pin its version (status.datasetVersion) →
+create the Job `<name>-train-<uid8>` → read the runtime's `train` result from the termination
+message → apply the gate → allocate the version number (recorded in the per-model counter
+ConfigMap under this TrainingJob's uid, in the same optimistic write that moves the counter, and
+then in status.modelVersion) → create the ModelVersion `<model>-v<n>` (a create that is refused
+when it exists: one TrainingJob never yields two) → status Succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from kubeloop.api import API_VERSION
+from kubeloop.api.modelversion import model_version_name
+from kubeloop.builders.common import (
+    child_name,
+    job_manifest,
+    labels,
+    pvc_claims,
+    pvc_volumes,
+    runtime_container,
+)
+from kubeloop.builders.dataset import store_folder
+from kubeloop.builders.jobs import JobOutcome
+from kubeloop.builders.status import Transition, timestamp, with_transition
+from kubeloop.conditions import conditions_to_wire, find_condition, set_condition
+from kubeloop.settings import OperatorSettings
+
+KIND: Final = "TrainingJob"
+CONTAINER: Final = "train"
+DATASET_READY: Final = "DatasetReady"
+TERMINAL_PHASES: Final = frozenset({"Succeeded", "Rejected", "Failed"})
+COUNTER_NEXT: Final = "next"
+COUNTER_ALLOCATION_PREFIX: Final = "trainingjob."
+TRAINING_JOB_UID_ANNOTATION: Final = "kubeloop.dev/training-job-uid"
+
+Event = tuple[str, str, str]
+
+
+def training_job_name(trainingjob: Mapping[str, Any]) -> str:
+    meta = trainingjob["metadata"]
+    return child_name(meta["name"], "train", meta["uid"][:8])
+
+
+def artifact_uri(trainingjob: Mapping[str, Any], settings: OperatorSettings) -> str:
+    """The artifact folder: the spec's `output.uri`, else under the store by model and run."""
+    spec, meta = trainingjob["spec"], trainingjob["metadata"]
+    output = (spec.get("output") or {}).get("uri")
+    if output:
+        return str(output)
+    run = f"{meta['name']}-{meta['uid'][:8]}"
+    return store_folder(settings.artifact_store, "models", spec["modelName"], run)
+
+
+def train_config(
+    trainingjob: Mapping[str, Any], dataset_spec: Mapping[str, Any], output_uri: str
+) -> dict[str, Any]:
+    """The runtime's train configuration: the TrainingJob spec passed through, with the Dataset's
+    spec and the output folder (docs/design/contracts.md, "Runtime configuration")."""
+    spec = {key: value for key, value in trainingjob["spec"].items() if key != "datasetRef"}
+    return {**spec, "dataset": dict(dataset_spec), "output": {"uri": output_uri}}
+
+
+def build_training_job(
+    trainingjob: Mapping[str, Any],
+    dataset_spec: Mapping[str, Any],
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """The batch Job that trains: resources, deadline and backoff from the spec; the runtime's
+    exit codes 2 to 5 fail it at once (builders.common.job_manifest)."""
+    meta, spec = trainingjob["metadata"], trainingjob["spec"]
+    output = artifact_uri(trainingjob, settings)
+    config = json.dumps(
+        train_config(trainingjob, dataset_spec, output), separators=(",", ":"), sort_keys=True
+    )
+    volumes, mounts = pvc_volumes(pvc_claims(dataset_spec["source"]["uri"], output))
+    container = runtime_container(
+        settings,
+        name=CONTAINER,
+        args=["train"],
+        env=[{"name": "KUBELOOP_CONFIG", "value": config}],
+        resources=spec.get("resources"),
+        volume_mounts=mounts,
+    )
+    job_labels = labels(
+        name="trainingjob",
+        instance=meta["name"],
+        component="train",
+        extra={"training-job": meta["name"], "model": spec["modelName"]},
+    )
+    return job_manifest(
+        name=training_job_name(trainingjob),
+        namespace=meta["namespace"],
+        owner={"apiVersion": API_VERSION, **trainingjob},
+        labels_=job_labels,
+        container=container,
+        volumes=volumes,
+        backoff_limit=int(spec.get("backoffLimit", 1)),
+        active_deadline_seconds=spec.get("activeDeadlineSeconds"),
+    )
+
+
+# --- version numbers ------------------------------------------------------------------------
+
+
+def counter_name(model: str) -> str:
+    """The ConfigMap that allocates the version numbers of one model in a namespace."""
+    return child_name("kubeloop-versions", model, limit=253)
+
+
+def counter_manifest(namespace: str, model: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": counter_name(model),
+            "namespace": namespace,
+            "labels": labels(
+                name="modelversion",
+                instance=model,
+                component="version-counter",
+                extra={"model": model},
+            ),
+        },
+        "data": {COUNTER_NEXT: "1"},
+    }
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """The version number of one TrainingJob and the counter data that records it."""
+
+    version: int
+    data: dict[str, str]
+    new: bool
+
+
+def allocate_version(
+    counter_data: Mapping[str, str] | None, uid: str, taken: Iterable[int]
+) -> Allocation:
+    """This TrainingJob's number: the one already recorded under its uid, else the counter's
+    next, moved past every number already taken (versions registered by hand). The caller
+    writes `data` with the counter's resourceVersion, so two allocations never get one number."""
+    data = dict(counter_data or {})
+    key = COUNTER_ALLOCATION_PREFIX + uid
+    if key in data:
+        return Allocation(int(data[key]), data, new=False)
+    number = max([int(data.get(COUNTER_NEXT, "1")), *(version + 1 for version in taken)])
+    data[key] = str(number)
+    data[COUNTER_NEXT] = str(number + 1)
+    return Allocation(number, data, new=True)
+
+
+# --- the ModelVersion -----------------------------------------------------------------------
+
+
+def build_model_version(
+    trainingjob: Mapping[str, Any],
+    result: Mapping[str, Any],
+    version: int,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """The ModelVersion a passing run registers, with its full lineage and no owner (deleting
+    the TrainingJob keeps the registry)."""
+    meta, spec = trainingjob["metadata"], trainingjob["spec"]
+    model = spec["modelName"]
+    dataset = result.get("dataset") or {}
+    artifact = result["artifact"]
+    lineage: dict[str, Any] = {
+        "trainingJob": meta["name"],
+        "dataset": spec["datasetRef"]["name"],
+        "datasetVersion": dataset.get("digest"),
+        "estimator": result.get("estimator") or spec["estimator"],
+        "params": result.get("params") if "params" in result else spec.get("params"),
+        "image": settings.runtime_image,
+    }
+    metrics = {
+        name: float(value)
+        for name, value in (result.get("metrics") or {}).items()
+        if isinstance(value, int | float)
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ModelVersion",
+        "metadata": {
+            "name": model_version_name(model, version),
+            "namespace": meta["namespace"],
+            "labels": labels(
+                name="modelversion",
+                instance=model,
+                component="registry",
+                extra={"model": model, "training-job": meta["name"]},
+            ),
+            "annotations": {TRAINING_JOB_UID_ANNOTATION: meta["uid"]},
+        },
+        "spec": {
+            "modelName": model,
+            "version": version,
+            "artifact": {"uri": artifact["uri"], "digest": artifact["digest"]},
+            "metrics": metrics,
+            "lineage": {key: value for key, value in lineage.items() if value is not None},
+        },
+    }
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+def dataset_condition(
+    status: Mapping[str, Any],
+    ready: bool,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int,
+) -> list[dict[str, Any]]:
+    return conditions_to_wire(
+        set_condition(
+            status.get("conditions"),
+            DATASET_READY,
+            "True" if ready else "False",
+            reason,
+            message,
+            now=now,
+            generation=generation,
+        )
+    )
+
+
+def dataset_readiness(dataset: Mapping[str, Any] | None, name: str) -> tuple[bool, str, str]:
+    """(ready, reason, message) of the referenced Dataset."""
+    if dataset is None:
+        return False, "DatasetNotFound", f"waiting for Dataset {name}: it does not exist"
+    status = dataset.get("status") or {}
+    ready = find_condition(status.get("conditions"), "Ready")
+    if ready is None or ready.status != "True" or not status.get("version"):
+        why = f": {ready.message}" if ready is not None and ready.message else ""
+        phase = status.get("phase") or "Pending"
+        return False, "DatasetNotReady", f"waiting for Dataset {name} to be Ready ({phase}{why})"
+    return True, "DatasetReady", f"Dataset {name} is Ready at version {status['version']}"
+
+
+@dataclass
+class TrainingPlan:
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+
+
+def waiting_status(
+    trainingjob: Mapping[str, Any], readiness: tuple[bool, str, str], now: datetime
+) -> dict[str, Any]:
+    """Pending: the Dataset is not Ready yet, and the conditions say which and why."""
+    status = dict(trainingjob.get("status") or {})
+    generation = int(trainingjob["metadata"].get("generation") or 1)
+    _, reason, message = readiness
+    status["conditions"] = dataset_condition(status, False, reason, message, now, generation)
+    transition = Transition("Pending", "reconciling", "WaitingForDataset", message)
+    return with_transition(status, transition, now=now, generation=generation, message_field=False)
+
+
+def running_status(
+    trainingjob: Mapping[str, Any],
+    job_name: str,
+    dataset_version: str,
+    readiness_message: str,
+    started: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    status = dict(trainingjob.get("status") or {})
+    generation = int(trainingjob["metadata"].get("generation") or 1)
+    status["conditions"] = dataset_condition(
+        status, True, "DatasetReady", readiness_message, now, generation
+    )
+    status.update(jobName=job_name, datasetVersion=dataset_version)
+    if started:
+        status["startTime"] = started
+    message = f"training in Job {job_name} on dataset version {dataset_version}"
+    transition = Transition("Running", "reconciling", "Training", message)
+    return with_transition(status, transition, now=now, generation=generation, message_field=False)
+
+
+def _result_fields(result: Mapping[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    metrics = result.get("metrics")
+    if isinstance(metrics, dict):
+        fields["metrics"] = {
+            key: float(value) for key, value in metrics.items() if isinstance(value, int | float)
+        }
+    gate = result.get("gate") or {}
+    if isinstance(gate.get("value"), int | float):
+        fields["score"] = float(gate["value"])
+    search = result.get("search") or {}
+    if search:
+        fields["bestParams"] = search.get("bestParams")
+        fields["trials"] = search.get("trials")
+    artifact = result.get("artifact") or {}
+    if artifact.get("uri") and artifact.get("digest"):
+        fields["artifact"] = {"uri": artifact["uri"], "digest": artifact["digest"]}
+    dataset = result.get("dataset") or {}
+    if dataset.get("digest"):
+        fields["datasetVersion"] = dataset["digest"]
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def gate_message(result: Mapping[str, Any]) -> str:
+    """`<metric> <value> is below|above the threshold <t>`: what the gate said."""
+    gate = result.get("gate") or {}
+    if {"metric", "value", "threshold"} <= gate.keys():
+        lower = gate["metric"] in ("rmse", "mae")
+        side = "above" if lower else "below"
+        return f"{gate['metric']} {gate['value']:.4g} is {side} the threshold {gate['threshold']:g}"
+    return str(result.get("message") or "the model missed its gate")
+
+
+def finished_status(
+    trainingjob: Mapping[str, Any],
+    outcome: JobOutcome,
+    model_version: str | None,
+    now: datetime,
+) -> TrainingPlan:
+    """The terminal status of a finished run: Succeeded (registered), Rejected or Failed."""
+    status = dict(trainingjob.get("status") or {})
+    generation = int(trainingjob["metadata"].get("generation") or 1)
+    result = outcome.result
+    status.update(_result_fields(result))
+    status["completionTime"] = outcome.finished_at or timestamp(now)
+    if model_version is not None:
+        status["modelVersion"] = model_version
+        gate = gate_message(result) if result.get("gate") else "no gate"
+        metric = (result.get("gate") or {}).get("metric")
+        score = f" ({metric} {status['score']:.4g})" if metric and "score" in status else ""
+        message = f"registered ModelVersion {model_version}{score}"
+        transition = Transition("Succeeded", "ready", "Registered", message)
+        events: list[Event] = [("Normal", "Registered", f"{message}; gate: {gate}")]
+    elif outcome.reason == "GateFailed" or result.get("passed") is False:
+        message = (
+            f"{gate_message(result)}: no ModelVersion was registered. Improve the model "
+            "(data, estimator, params) or lower the threshold in a new TrainingJob"
+        )
+        status["rejectedReason"] = message
+        transition = Transition("Rejected", "stalled", "GateFailed", message)
+        events = [("Warning", "Rejected", message)]
+    else:
+        reason = outcome.reason or "JobFailed"
+        message = f"{reason}: {outcome.message}"
+        if outcome.exit_code is not None:
+            message += f" (exit code {outcome.exit_code})"
+        transition = Transition("Failed", "stalled", reason, message)
+        events = [("Warning", "TrainingFailed", message)]
+    status = with_transition(
+        status, transition, now=now, generation=generation, message_field=False
+    )
+    return TrainingPlan(status, events)

@@ -1,0 +1,166 @@
+"""Level-based reconciling: one reconcile at a time per object, coalesced triggers, timed requeues.
+
+Kopf calls `Runner.trigger` from `@kopf.on.event` handlers (an event of the object or of one of
+its children). A reconcile is a plain synchronous function `(context, namespace, name) ->
+Outcome`: it reads the object fresh, decides, applies, writes status. It runs in a worker thread
+so the sync kubernetes client never blocks Kopf's event loop. Triggers that arrive while the
+object's reconcile runs are coalesced into one more run. `Outcome.requeue_after` asks for a run
+later (a refresh interval, a backoff); a failing reconcile is retried with exponential backoff.
+
+Why not Kopf timers or TemporaryError retries: timers add a finalizer to every object, and
+retries keep Kopf's progress in annotations. Here the timers are only in memory, and every due
+time is derived from status (e.g. `lastCheckedAt + refreshInterval`), so a restarted operator,
+which re-lists everything, recomputes them from the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kubernetes import client as k8s
+
+from kubeloop import metrics
+from kubeloop.settings import OperatorSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every reconcile gets: the API client and the settings."""
+
+    api: k8s.ApiClient
+    settings: OperatorSettings
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reconcile asks for next: nothing, or another run after `requeue_after` seconds."""
+
+    requeue_after: float | None = None
+
+
+DONE = Outcome()
+Reconcile = Callable[[Context, str, str], Outcome]
+Key = tuple[str, str, str]  # kind, namespace, name
+
+
+@dataclass
+class _State:
+    running: bool = False
+    dirty: bool = False
+    failures: int = 0
+    timer: asyncio.TimerHandle | None = None
+    due: float = field(default=0.0)
+
+
+class Runner:
+    """Runs the registered reconcile of a kind for one object, serialised per object."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._reconcilers: dict[str, Reconcile] = {}
+        self._states: dict[Key, _State] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def register(self, kind: str, reconcile: Reconcile) -> None:
+        self._reconcilers[kind] = reconcile
+
+    def handles(self, kind: str) -> bool:
+        return kind in self._reconcilers
+
+    def backoff(self, failures: int) -> float:
+        """Exponential backoff after `failures` consecutive failures, capped."""
+        settings = self.context.settings
+        return float(
+            min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(failures - 1, 0))
+        )
+
+    async def trigger(self, kind: str, namespace: str, name: str) -> None:
+        """Reconcile the object now, or once more after the run in progress."""
+        key = (kind, namespace, name)
+        state = self._states.setdefault(key, _State())
+        if state.running:
+            state.dirty = True
+            return
+        state.running = True
+        outcome = DONE
+        try:
+            while True:
+                state.dirty = False
+                outcome = await self._run_once(key, state)
+                if not state.dirty:
+                    break
+        finally:
+            state.running = False
+        self._schedule(key, state, outcome.requeue_after)
+
+    async def on_event(
+        self, kind: str, event_type: str | None, namespace: str | None, name: str
+    ) -> None:
+        """A watch event of the object itself: reconcile it, or forget it once deleted."""
+        if namespace is None:
+            return
+        if event_type == "DELETED":
+            self.forget(kind, namespace, name)
+            return
+        await self.trigger(kind, namespace, name)
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        """The object is gone: drop its timer and state."""
+        state = self._states.pop((kind, namespace, name), None)
+        if state is not None and state.timer is not None:
+            state.timer.cancel()
+
+    def pending(self, kind: str, namespace: str, name: str) -> float | None:
+        """Seconds until the object's next timed run, if one is scheduled (for tests and logs)."""
+        state = self._states.get((kind, namespace, name))
+        if state is None or state.timer is None:
+            return None
+        return max(state.due - time.monotonic(), 0.0)
+
+    async def _run_once(self, key: Key, state: _State) -> Outcome:
+        kind, namespace, name = key
+        reconcile = self._reconcilers[kind]
+        started = time.perf_counter()
+        metrics.RECONCILES.labels(kind).inc()
+        try:
+            outcome = await asyncio.to_thread(reconcile, self.context, namespace, name)
+        except Exception:
+            state.failures += 1
+            delay = self.backoff(state.failures)
+            metrics.RECONCILE_ERRORS.labels(kind).inc()
+            logger.exception(
+                "reconcile of %s %s/%s failed; retrying in %.0fs",
+                kind,
+                namespace,
+                name,
+                delay,
+                extra={"k8s_ref": {"kind": kind, "namespace": namespace, "name": name}},
+            )
+            return Outcome(requeue_after=delay)
+        finally:
+            metrics.RECONCILE_DURATION.labels(kind).observe(time.perf_counter() - started)
+        state.failures = 0
+        return outcome
+
+    def _schedule(self, key: Key, state: _State, delay: float | None) -> None:
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
+        if delay is None or key not in self._states:
+            return
+        loop = asyncio.get_running_loop()
+        state.due = time.monotonic() + delay
+
+        def fire() -> None:
+            state.timer = None
+            task = loop.create_task(self.trigger(*key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        state.timer = loop.call_later(max(delay, 0.0), fire)

@@ -1,0 +1,185 @@
+"""The node's configuration as devcluster renders it: pure functions, no cluster, no root."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import tomllib
+from pathlib import Path
+
+import devcluster
+import devnode
+import hostnet
+import image_tar
+
+PORTS = devnode.NodePorts(30001, 30002, 30003, 30004, 30005, 30006)
+
+
+def node_layout(tmp_path: Path) -> devcluster.Layout:
+    return devcluster.Layout(
+        root=tmp_path / "devcluster",
+        bin=tmp_path / "bin",
+        etcd_port=12379,
+        etcd_peer_port=12380,
+        apiserver_port=16443,
+        node=True,
+    )
+
+
+def test_containerd_config_is_what_this_machine_needs(tmp_path: Path) -> None:
+    node = node_layout(tmp_path).node_layout
+    config = tomllib.loads(devnode.containerd_config(node))
+    cri = config["plugins"]["io.containerd.grpc.v1.cri"]
+    assert config["version"] == 2
+    assert cri["restrict_oom_score_adj"] is True  # root here lacks CAP_SYS_RESOURCE
+    assert cri["netns_mounts_under_state_dir"] is True
+    assert cri["sandbox_image"] == devnode.PAUSE_IMAGE
+    runc = cri["containerd"]["runtimes"]["runc"]["options"]
+    assert runc == {"BinaryName": "runc", "Root": str(node.runc_root), "SystemdCgroup": False}
+    assert cri["containerd"]["snapshotter"] == "overlayfs"
+    assert cri["cni"]["bin_dir"] == "/usr/lib/cni"
+    for path in (
+        config["root"],
+        config["state"],
+        config["grpc"]["address"],
+        cri["cni"]["conf_dir"],
+    ):
+        assert Path(path).is_relative_to(tmp_path)
+
+
+def test_every_file_a_node_component_is_told_of_is_in_the_cluster_folder(tmp_path: Path) -> None:
+    layout = node_layout(tmp_path)
+    node = layout.node_layout
+    kubelet = devnode.kubelet_config(node, PORTS)
+    proxy = devnode.kube_proxy_config(node, PORTS)
+    paths = [
+        kubelet["podLogsDir"],
+        kubelet["volumePluginDir"],
+        kubelet["authentication"]["x509"]["clientCAFile"],
+        proxy["clientConnection"]["kubeconfig"],
+        devnode.cni_conflist(node)["plugins"][0]["ipam"]["dataDir"],
+        *devnode.local_path_config(node)["nodePathMap"][0]["paths"],
+    ]
+    lines = devcluster.command_lines(layout, PORTS)
+    paths += [a.split("=", 1)[1] for argv in lines.values() for a in argv if "=/" in a]
+    assert paths
+    for path in paths:
+        assert Path(path).is_relative_to(tmp_path), path
+
+
+def test_kubelet_and_proxy_listen_on_the_gateway_or_loopback_only(tmp_path: Path) -> None:
+    node = node_layout(tmp_path).node_layout
+    kubelet = devnode.kubelet_config(node, PORTS)
+    assert (kubelet["address"], kubelet["healthzBindAddress"]) == (devnode.GATEWAY, "127.0.0.1")
+    assert kubelet["readOnlyPort"] == 0
+    assert kubelet["authentication"]["anonymous"] == {"enabled": False}
+    assert kubelet["resolvConf"] == ""  # no upstream resolver inside Pods
+    assert kubelet["failCgroupV1"] is False
+    assert kubelet["clusterDNS"] == [devnode.DNS_SERVICE_IP]
+    proxy = devnode.kube_proxy_config(node, PORTS)
+    assert proxy["nodePortAddresses"] == [f"{devnode.GATEWAY}/32"]
+    assert proxy["healthzBindAddress"].startswith("127.0.0.1:")
+    assert proxy["metricsBindAddress"].startswith("127.0.0.1:")
+    assert proxy["conntrack"]["maxPerCore"] == 0
+
+
+def test_the_api_server_binds_the_gateway_with_the_node_and_loopback_without(
+    tmp_path: Path,
+) -> None:
+    with_node = devcluster.command_lines(node_layout(tmp_path), PORTS)["kube-apiserver"]
+    assert f"--bind-address={devnode.GATEWAY}" in with_node
+    assert "--endpoint-reconciler-type=lease" in with_node
+    assert any(
+        a.startswith("--enable-admission-plugins=") and "NodeRestriction" in a for a in with_node
+    )
+    api_only = node_layout(tmp_path).__class__(
+        root=tmp_path, bin=tmp_path, etcd_port=1, etcd_peer_port=2, apiserver_port=3
+    )
+    lines = devcluster.command_lines(api_only, PORTS)
+    assert set(lines) == set(devcluster.PLANE)
+    assert "--bind-address=127.0.0.1" in lines["kube-apiserver"]
+    assert "--endpoint-reconciler-type=none" in lines["kube-apiserver"]
+
+
+def test_corefile_serves_only_the_cluster_zones_on_the_gateway(tmp_path: Path) -> None:
+    corefile = devnode.corefile(node_layout(tmp_path).node_layout, PORTS)
+    assert corefile.startswith("cluster.local:53 in-addr.arpa:53 {")
+    assert f"bind {devnode.GATEWAY}" in corefile
+    assert "forward" not in corefile
+
+
+def test_the_dns_endpoint_slice_points_the_kube_dns_service_at_the_gateway() -> None:
+    service, endpoints = devnode.dns_objects()
+    assert service["spec"]["clusterIP"] == devnode.DNS_SERVICE_IP
+    assert "selector" not in service["spec"]
+    assert endpoints["metadata"]["labels"]["kubernetes.io/service-name"] == "kube-dns"
+    assert endpoints["endpoints"][0]["addresses"] == [devnode.GATEWAY]
+    assert devcluster.object_path(endpoints) == (
+        "/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices/kube-dns-host"
+    )
+
+
+SAVED = """# Generated by iptables-save
+*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+:CNI-3f2a - [0:0]
+:KUBE-SERVICES - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A POSTROUTING -s 10.244.0.5/32 -m comment --comment "name: \\"kl\\" id: \\"a\\"" -j CNI-3f2a
+-A CNI-3f2a -d 10.244.0.0/24 -j ACCEPT
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+COMMIT
+"""
+
+
+def test_iptables_cleanup_removes_our_chains_and_the_jumps_to_them_only() -> None:
+    commands = hostnet.iptables_cleanup_rules(SAVED)
+    assert commands == [
+        ["-t", "nat", "-D", "PREROUTING", "-m", "comment", "--comment",
+         "kubernetes service portals", "-j", "KUBE-SERVICES"],
+        ["-t", "nat", "-D", "POSTROUTING", "-s", "10.244.0.5/32", "-m", "comment", "--comment",
+         'name: "kl" id: "a"', "-j", "CNI-3f2a"],
+        ["-t", "nat", "-F", "CNI-3f2a"],
+        ["-t", "nat", "-F", "KUBE-SERVICES"],
+        ["-t", "nat", "-X", "CNI-3f2a"],
+        ["-t", "nat", "-X", "KUBE-SERVICES"],
+    ]  # fmt: skip
+
+
+def test_image_references_are_normalized_as_containerd_stores_them() -> None:
+    assert (
+        devcluster.normalize_ref("kubeloop-runtime:dev") == "docker.io/library/kubeloop-runtime:dev"
+    )
+    assert devcluster.normalize_ref("busybox") == "docker.io/library/busybox:latest"
+    assert devcluster.normalize_ref("org/app:1") == "docker.io/org/app:1"
+    assert devcluster.normalize_ref("kubeloop.dev/pause:3.10") == "kubeloop.dev/pause:3.10"
+    assert devcluster.normalize_ref("localhost:5000/app") == "localhost:5000/app:latest"
+
+
+def test_image_tars_are_reproducible_and_name_their_id(tmp_path: Path) -> None:
+    binary = tmp_path / "hello"
+    binary.write_bytes(b"\x7fELF not really")
+    spec = image_tar.ImageSpec(
+        tag="kubeloop.dev/hello:1", files={"hello": binary}, entrypoint=["/hello"]
+    )
+    first = image_tar.write_image_tar(spec, tmp_path / "a.tar")
+    second = image_tar.write_image_tar(spec, tmp_path / "b.tar")
+    assert first == second == image_tar.image_id(spec)
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+    with tarfile.open(tmp_path / "a.tar") as archive:
+        member = archive.extractfile("manifest.json")
+        assert member is not None
+        [manifest] = json.loads(member.read())
+        assert manifest["RepoTags"] == ["kubeloop.dev/hello:1"]
+        config_member = archive.extractfile(manifest["Config"])
+        assert config_member is not None
+        config = json.loads(config_member.read())
+    assert config["config"]["Entrypoint"] == ["/hello"]
+    assert config["config"]["User"] == "65532"  # non-root, as the restricted policy wants

@@ -1,0 +1,61 @@
+"""Reading the examples and the objects the operator writes, for the cluster tests."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubeloop.kube import apply as kube
+from support import eventually
+
+REPO = Path(__file__).resolve().parents[2]
+API = "kubeloop.dev/v1alpha1"
+
+
+def example(kind: str, file: str = "iris.yaml") -> dict[str, Any]:
+    documents = yaml.safe_load_all((REPO / "examples" / file).read_text())
+    return copy.deepcopy(next(doc for doc in documents if doc and doc["kind"] == kind))
+
+
+def status_of(api: Any, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    return dict(kube.get(api, API, kind, namespace, name).get("status") or {})
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in status.get("conditions") or () if c["type"] == type_), None)
+
+
+def events_of(api: Any, namespace: str, name: str) -> list[tuple[str, str]]:
+    return [
+        (event["reason"], event["message"])
+        for event in kube.list_objects(api, "v1", "Event", namespace)
+        if event["involvedObject"]["name"] == name
+    ]
+
+
+def wait_for_phase(
+    api: Any, kind: str, namespace: str, name: str, phase: str, timeout: float = 60
+) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        status = status_of(api, kind, namespace, name)
+        return status if status.get("phase") == phase else None
+
+    return eventually(reached, timeout=timeout, interval=0.1, what=f"{kind} {name} in {phase}")
+
+
+def profile_job(api: Any, namespace: str, name: str, after: str | None = None) -> str:
+    def job() -> str | None:
+        check = status_of(api, "Dataset", namespace, name).get("check") or {}
+        return check.get("job") if check.get("job") != after else None
+
+    return str(eventually(job, what=f"a profile Job of Dataset {name}"))
+
+
+def training_job(api: Any, namespace: str, name: str) -> str:
+    def job() -> str | None:
+        return status_of(api, "TrainingJob", namespace, name).get("jobName")
+
+    return str(eventually(job, what=f"the Job of TrainingJob {name}"))

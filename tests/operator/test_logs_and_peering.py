@@ -1,0 +1,60 @@
+"""JSON logs carry the object; peering objects per namespace or cluster-wide; Events' shape."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from kubeloop.kube.events import build_event
+from kubeloop.logs import JsonFormatter, TextFormatter
+from kubeloop.main import peering_priority
+from kubeloop.peering import peering_objects
+from kubeloop.settings import OperatorSettings
+
+
+def record(**extra: object) -> logging.LogRecord:
+    item = logging.LogRecord("kubeloop", logging.INFO, __file__, 1, "hello %s", ("there",), None)
+    for key, value in extra.items():
+        setattr(item, key, value)
+    return item
+
+
+def test_json_lines_carry_namespace_and_name() -> None:
+    ref = {"kind": "Dataset", "namespace": "ml", "name": "iris", "uid": "u"}
+    line = json.loads(JsonFormatter().format(record(k8s_ref=ref)))
+    assert line["message"] == "hello there"
+    assert (line["namespace"], line["name"], line["kind"]) == ("ml", "iris", "Dataset")
+    assert line["level"] == "INFO"
+    assert "namespace" not in json.loads(JsonFormatter().format(record()))
+    assert "[ml/iris] hello there" in TextFormatter().format(record(k8s_ref=ref))
+
+
+def test_peering_objects_follow_the_watching_mode() -> None:
+    assert [item["kind"] for item in peering_objects("kubeloop", [])] == ["ClusterKopfPeering"]
+    namespaced = peering_objects("kubeloop", ["a", "b"])
+    assert [(item["kind"], item["metadata"]["namespace"]) for item in namespaced] == [
+        ("KopfPeering", "a"),
+        ("KopfPeering", "b"),
+    ]
+
+
+def test_peering_priorities_are_configured_or_random() -> None:
+    assert peering_priority(OperatorSettings(peering_priority=7)) == 7
+    drawn = {peering_priority(OperatorSettings()) for _ in range(20)}
+    assert len(drawn) > 1
+    assert all(value > 0 for value in drawn)
+
+
+def test_events_name_the_object_they_are_about() -> None:
+    involved = {
+        "apiVersion": "kubeloop.dev/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": "iris", "namespace": "ml", "uid": "u", "resourceVersion": "5"},
+    }
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    event = build_event(involved, "Normal", "Ready", "x" * 5000, now=now, suffix="abc")
+    assert event["metadata"] == {"name": "iris.abc", "namespace": "ml"}
+    assert event["involvedObject"]["uid"] == "u"
+    assert event["lastTimestamp"] == "2026-12-01T00:00:00Z"
+    assert len(event["message"]) == 1024

@@ -1,0 +1,88 @@
+"""The runner: per-object serialised reconciles, coalesced triggers, requeues and backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from kubeloop.runner import DONE, Context, Outcome, Runner
+from kubeloop.settings import OperatorSettings
+
+
+def make_runner() -> Runner:
+    settings = OperatorSettings(retry_base_seconds=0.05, retry_max_seconds=0.2)
+    return Runner(Context(api=None, settings=settings))  # type: ignore[arg-type]
+
+
+def test_triggers_during_a_run_coalesce_into_one_more_run() -> None:
+    runner = make_runner()
+    calls: list[str] = []
+    overlapping = threading.Event()
+    active = threading.Lock()
+
+    def reconcile(context: Context, namespace: str, name: str) -> Outcome:
+        if not active.acquire(blocking=False):
+            overlapping.set()
+        try:
+            calls.append(name)
+            time.sleep(0.05)
+        finally:
+            active.release()
+        return DONE
+
+    runner.register("Thing", reconcile)
+
+    async def scenario() -> None:
+        await asyncio.gather(*(runner.trigger("Thing", "ns", "a") for _ in range(5)))
+
+    asyncio.run(scenario())
+    assert not overlapping.is_set()
+    assert calls == ["a", "a"]  # the first run, then one for the four that came meanwhile
+
+
+def test_requeue_after_runs_again_and_forget_cancels() -> None:
+    runner = make_runner()
+    calls: list[float] = []
+
+    def reconcile(context: Context, namespace: str, name: str) -> Outcome:
+        calls.append(time.monotonic())
+        return Outcome(requeue_after=0.05) if len(calls) < 3 else DONE
+
+    runner.register("Thing", reconcile)
+
+    async def scenario() -> None:
+        await runner.trigger("Thing", "ns", "a")
+        await asyncio.sleep(0.4)
+        assert runner.pending("Thing", "ns", "a") is None
+        runner.register("Other", lambda c, n, m: Outcome(requeue_after=10))
+        await runner.trigger("Other", "ns", "b")
+        assert runner.pending("Other", "ns", "b") is not None
+        runner.forget("Other", "ns", "b")
+        assert runner.pending("Other", "ns", "b") is None
+
+    asyncio.run(scenario())
+    assert len(calls) == 3
+    assert calls[1] - calls[0] >= 0.04
+
+
+def test_a_failing_reconcile_is_retried_with_backoff() -> None:
+    runner = make_runner()
+    calls: list[float] = []
+
+    def reconcile(context: Context, namespace: str, name: str) -> Outcome:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise RuntimeError("the API is down")
+        return DONE
+
+    runner.register("Thing", reconcile)
+
+    async def scenario() -> None:
+        await runner.trigger("Thing", "ns", "a")
+        await asyncio.sleep(0.6)
+
+    asyncio.run(scenario())
+    assert len(calls) == 3
+    assert calls[2] - calls[1] > calls[1] - calls[0]  # 0.1 s after 0.05 s
+    assert [runner.backoff(n) for n in (1, 2, 3, 10)] == [0.05, 0.1, 0.2, 0.2]
