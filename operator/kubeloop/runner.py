@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kubernetes import client as k8s
 
@@ -31,10 +32,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Context:
-    """What every reconcile gets: the API client and the settings."""
+    """What every reconcile gets: the API client, the settings, and Kopf's in-memory indexes
+    (live views, filled by the controllers' startup handlers) by name."""
 
     api: k8s.ApiClient
     settings: OperatorSettings
+    indexes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

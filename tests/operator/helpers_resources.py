@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,23 @@ def training_job(api: Any, namespace: str, name: str) -> str:
         return status_of(api, "TrainingJob", namespace, name).get("jobName")
 
     return str(eventually(job, what=f"the Job of TrainingJob {name}"))
+
+
+def apply(kubectl: Any, namespace: str, *manifests: dict[str, Any]) -> None:
+    for manifest in manifests:
+        kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+
+
+def ready_dataset(kubectl: Any, namespace: str, api: Any, jobs: Any) -> None:
+    apply(kubectl, namespace, example("Dataset"))
+    assert jobs.run(profile_job(api, namespace, "iris")) == 0
+    wait_for_phase(api, "Dataset", namespace, "iris", "Ready")
+
+
+def small_trainingjob(name: str, **evaluation: Any) -> dict[str, Any]:
+    manifest = example("TrainingJob")
+    manifest["metadata"]["name"] = name
+    manifest["spec"].pop("search")
+    manifest["spec"]["params"] = {"n_estimators": 10, "random_state": 0}
+    manifest["spec"]["evaluation"].update({"threshold": 0.8, **evaluation})
+    return manifest

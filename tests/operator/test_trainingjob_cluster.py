@@ -5,43 +5,24 @@ real runtime (helpers_kubelet.py)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from helpers_kubelet import JobRunner
 from helpers_operator import OperatorProcess
 from helpers_resources import (
     API,
+    apply,
     condition,
     events_of,
     example,
-    profile_job,
+    ready_dataset,
+    small_trainingjob,
     status_of,
     training_job,
     wait_for_phase,
 )
 
 from kubeloop.kube import apply as kube
-
-
-def apply(kubectl: Any, namespace: str, *manifests: dict[str, Any]) -> None:
-    for manifest in manifests:
-        kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
-
-
-def ready_dataset(kubectl: Any, namespace: str, api: Any, jobs: JobRunner) -> None:
-    apply(kubectl, namespace, example("Dataset"))
-    assert jobs.run(profile_job(api, namespace, "iris")) == 0
-    wait_for_phase(api, "Dataset", namespace, "iris", "Ready")
-
-
-def small_trainingjob(name: str, **evaluation: Any) -> dict[str, Any]:
-    manifest = example("TrainingJob")
-    manifest["metadata"]["name"] = name
-    manifest["spec"].pop("search")
-    manifest["spec"]["params"] = {"n_estimators": 10, "random_state": 0}
-    manifest["spec"]["evaluation"].update({"threshold": 0.8, **evaluation})
-    return manifest
 
 
 def test_example_trainingjob_waits_for_its_dataset_then_registers_a_model_version(

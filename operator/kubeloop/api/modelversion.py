@@ -1,13 +1,14 @@
 """The ModelVersion kind: one immutable entry of the model registry.
 
 A ModelVersion is the record of an artifact (where it is and its digest) with its lineage. Its
-identity and artifact cannot change after creation (CEL transition rules); only the stage moves.
-It has no owner, so deleting the TrainingJob keeps the registry.
+identity and artifact cannot change after creation (CEL transition rules); only the aliases, the
+legacy stage and the description move. It has no owner, so deleting the TrainingJob keeps the
+registry.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -23,7 +24,7 @@ from kubeloop.api.base import (
     validations,
 )
 from kubeloop.api.conditions import Conditions, ObservedGeneration
-from kubeloop.api.scalars import Digest, ModelName, ObjectName, StorageUri
+from kubeloop.api.scalars import DNS_LABEL_PATTERN, Digest, ModelName, ObjectName, StorageUri
 
 Stage = Literal["None", "Staging", "Production", "Archived"]
 
@@ -34,6 +35,16 @@ def model_version_name(model_name: str, version: int) -> str:
 
 
 ModelVersionPhase = Literal["Pending", "Ready", "Failed"]
+
+# An alias is a name people and InferenceServices point at (`champion`, `challenger`).
+Alias = Annotated[
+    str,
+    Field(
+        pattern=DNS_LABEL_PATTERN,
+        max_length=63,
+        description="An alias: lowercase letters, digits and `-`, e.g. `champion`.",
+    ),
+]
 
 
 class Artifact(ApiModel):
@@ -68,7 +79,8 @@ class Lineage(ApiModel):
 
 
 class ModelVersionSpec(ApiModel):
-    """The desired state of a ModelVersion. All but `stage` and `description` are immutable."""
+    """The desired state of a ModelVersion. All but `aliases`, `stage` and `description` are
+    immutable."""
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": validations(
@@ -111,11 +123,23 @@ class ModelVersionSpec(ApiModel):
         description="Training job, dataset and version, parameters and image.",
         json_schema_extra=validations(immutable("spec.lineage")),
     )
+    aliases: list[Alias] | None = Field(
+        None,
+        max_length=16,
+        description=(
+            "Names for this version, e.g. `champion`, `challenger`; unique per model: setting "
+            "an alias here moves it from the version that had it (the operator removes it "
+            "there, with an Event on both). An InferenceService can serve `model.alias`. "
+            "The recommended way to promote a version."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
     stage: Stage = Field(
         "None",
         description=(
-            "Registry stage: `None`, `Staging`, `Production` or `Archived`. An "
-            "InferenceService can follow a stage instead of a version."
+            "Legacy registry stage: `None`, `Staging`, `Production` or `Archived` (MLflow "
+            "deprecated stages for aliases in 2.9; prefer `aliases`). An InferenceService can "
+            "still follow a stage instead of a version."
         ),
     )
     description: str | None = Field(None, max_length=4096, description="Free text for people.")
@@ -125,9 +149,30 @@ class ModelVersionStatus(ApiModel):
     """The observed state of a ModelVersion."""
 
     phase: ModelVersionPhase | None = Field(
-        None, description="`Pending`, `Ready` (artifact found, digest matches) or `Failed`."
+        None,
+        description=(
+            "`Pending`, `Ready` (artifact verified: only a Ready version is served) or "
+            "`Failed` (e.g. digest mismatch)."
+        ),
     )
     message: str | None = Field(None, description="Why the version is not Ready, if it is not.")
+    verify_job: ObjectName | None = Field(
+        None,
+        description=(
+            "The Job that fetched the artifact and checked its digest (versions not vouched "
+            "for by the TrainingJob that made them)."
+        ),
+    )
+    aliases: list[str] | None = Field(
+        None,
+        max_length=16,
+        description="The aliases the operator has made unique: `spec.aliases` once reconciled.",
+    )
+    served_by: list[ObjectName] | None = Field(
+        None,
+        max_length=1000,
+        description="InferenceServices whose active model version this is.",
+    )
     conditions: Conditions | None = None
     observed_generation: ObservedGeneration = None
 
@@ -140,12 +185,14 @@ MODEL_VERSION = KindInfo(
     status_model=ModelVersionStatus,
     summary=(
         "A ModelVersion is one immutable entry of the model registry: an artifact with its "
-        "digest, metrics and lineage. Only its stage changes after creation."
+        "digest, metrics and lineage. Only its aliases, stage and description change after "
+        "creation."
     ),
     printer_columns=(
         PrinterColumn("Model", ".spec.modelName"),
         PrinterColumn("Version", ".spec.version", "integer"),
-        PrinterColumn("Stage", ".spec.stage"),
+        PrinterColumn("Aliases", ".spec.aliases"),
+        PrinterColumn("Stage", ".spec.stage", priority=1),
         PrinterColumn("Phase", ".status.phase"),
         READY_COLUMN,
         PrinterColumn("Digest", ".spec.artifact.digest", priority=1),
