@@ -921,8 +921,34 @@ def node_prerequisites() -> list[str]:
     return problems
 
 
+# Node components that keep no state of their own: one that died is restarted alone, without
+# draining the node (the others, containerd and kubelet above all, restart the whole cluster).
+RESTARTABLE = ("kube-scheduler", "kube-proxy", "coredns", "local-path-provisioner")
+
+
+def heal(layout: Layout) -> bool:
+    """Restart the stateless node components that are not running, if everything else is
+    healthy; whether the cluster is up afterwards."""
+    ports = read_ports(layout)
+    if not layout.node or ports is None:
+        return False
+    dead = [c for c in layout.components if running_pid(layout, c) is None]
+    if not dead or not set(dead) <= set(RESTARTABLE):
+        return False
+    checks = node_checks(layout, ports)
+    if not (apiserver_ready(layout) and checks["kubelet"][1]()):
+        return False
+    argv = command_lines(layout, ports)
+    for component in dead:
+        process = start(layout, component, argv[component])
+        what, check = checks[component]
+        wait_until(what, check, 60, layout, component, process)
+        print(f"restarted {component}")
+    return is_up(layout)
+
+
 def up(layout: Layout) -> None:
-    if is_up(layout):
+    if is_up(layout) or heal(layout):
         print(f"devcluster already running: {layout.kubeconfig}")
         return
     if not layout.node:
@@ -989,11 +1015,14 @@ def start_node(
     wait_until(what, check, 30, layout, "containerd", processes["containerd"])
     import_node_images(layout)
     hostnet.save_sysctls(node.node / "sysctl-before.json")
+    began = time.monotonic()
     for component in NODE[1:]:
         processes[component] = start(layout, component, argv[component])
     for component in NODE:
         what, check = checks[component]
         wait_until(what, check, 60, layout, component, processes[component])
+        if component == "kubelet":
+            print(f"node {devnode.NODE_NAME} Ready {time.monotonic() - began:.1f}s after kubelet")
 
 
 def drain(layout: Layout, timeout: float = 60) -> None:
@@ -1054,11 +1083,23 @@ def down_node(layout: Layout, quiet: bool) -> None:
         print("another node runs on this machine: left the bridge and iptables alone")
 
 
+def rss_mb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
 def status(layout: Layout) -> bool:
     healthy = True
+    memory = 0
     for component in PLANE:
         pid = running_pid(layout, component)
         healthy &= pid is not None
+        memory += rss_mb(pid) if pid else 0
         print(f"{component:25} {'running, pid ' + str(pid) if pid else 'stopped'}")
     ready = apiserver_ready(layout)
     healthy &= ready
@@ -1071,8 +1112,10 @@ def status(layout: Layout) -> bool:
             what, check = checks.get(component, ("health", lambda: False))
             ok = pid is not None and ready and check()
             healthy &= ok
+            memory += rss_mb(pid) if pid else 0
             state = f"running, pid {pid}, " if pid else "stopped, "
             print(f"{component:25} {state}{what}: {'ok' if ok else 'not ok'}")
+    print(f"{'memory (RSS, all)':25} {memory} MB")
     print(f"{'kubeconfig':25} {layout.kubeconfig}")
     return healthy
 
