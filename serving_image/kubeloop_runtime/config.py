@@ -116,11 +116,27 @@ class SearchSpec(_Strict):
         return size
 
 
+class BaselineSpec(_Strict):
+    """The serving version's artifact, filled in by the operator for ``compareTo: serving``."""
+
+    uri: str = Field(min_length=1)
+    digest: str = Field(pattern=r"^sha256:[a-f0-9]{64}$")
+    version: str | None = None
+
+
 class EvaluationSpec(_Strict):
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     metric: MetricName | None = None
     threshold: float | None = None
     random_seed: int = 42
+    compare_to: Literal["serving"] | None = None
+    baseline: BaselineSpec | None = None
+
+    @model_validator(mode="after")
+    def _baseline_needs_compare_to(self) -> EvaluationSpec:
+        if self.baseline is not None and self.compare_to is None:
+            raise ValueError("evaluation.baseline is only used with evaluation.compareTo: serving")
+        return self
 
 
 class OutputSpec(_PassThrough):

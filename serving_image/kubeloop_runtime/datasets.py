@@ -10,6 +10,11 @@ PVC path or behind https:
   boolean columns; ints become floats, -0.0 becomes 0.0, every null the same NaN) or, for any other
   column, each value's ``str()`` in UTF-8 with a length prefix (nulls marked apart from "").
 
+A URI ending in ``/`` is a folder (docs/design/contracts.md, "Datasets over folders"): every CSV and
+Parquet file under it, recursively, in sorted relative-path order, read as one table with columns
+aligned by name; capture parts (captures.py) contribute their labelled rows. Its digest is the
+same table digest, over the whole table, so it changes exactly when the rows do.
+
 This module loads and hashes; validation is schema.py's job.
 """
 
@@ -25,9 +30,17 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 
+from kubeloop_runtime.captures import (
+    CapturePart,
+    join_labels,
+    labelled_rows,
+    read_capture_part,
+)
 from kubeloop_runtime.config import DatasetSpec
 from kubeloop_runtime.errors import DatasetError
-from kubeloop_runtime.storage import read_bytes, resolve
+from kubeloop_runtime.storage import Location, list_files, read_bytes, resolve
+
+FileFormat = Literal["csv", "parquet"]
 
 BUILTIN_SCHEME: Final = "builtin://"
 BUILTIN_TARGET: Final = "target"
@@ -35,12 +48,16 @@ BUILTIN_DATASETS: Final = ("iris", "wine", "breast_cancer", "diabetes", "digits"
 DIGEST_HEADER: Final = b"kubeloop-dataset-v1\n"
 _PARQUET_MAGIC: Final = b"PAR1"
 _GZIP_MAGIC: Final = b"\x1f\x8b"
+_DATA_SUFFIXES: Final[dict[str, FileFormat]] = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 # pandas 3 parses floats with round-trip precision by default (and deprecates asking for it);
 # pandas 2 has to be asked.
 _ASK_ROUND_TRIP: Final = int(pd.__version__.split(".")[0]) < 3
-
-FileFormat = Literal["csv", "parquet"]
 
 
 @dataclass(frozen=True)
@@ -48,11 +65,12 @@ class LoadedDataset:
     """A dataset in memory, with where it came from and its content digest."""
 
     uri: str
-    format: str  # "csv", "parquet" or "builtin"
+    format: str  # "csv", "parquet", "builtin" or "folder"
     frame: pd.DataFrame
     digest: str
     default_target: str | None  # the builtin datasets name their target column
     target_names: tuple[str, ...] | None  # builtin classification sets: label of each class code
+    files: int = 1  # data files read (a folder's count)
 
     @property
     def rows(self) -> int:
@@ -68,12 +86,69 @@ def load_dataset(spec: DatasetSpec) -> LoadedDataset:
             spec.uri, "builtin", frame, content_digest(frame), BUILTIN_TARGET, target_names
         )
     location = resolve(spec.uri)
+    if spec.uri.endswith("/"):
+        return load_folder(spec, location)
     data = read_bytes(location)
     file_format = detect_format(location.path, spec.format, data)
     frame = parse_table(data, file_format, spec.uri)
     if frame.shape[0] == 0:
         raise DatasetError(f"{spec.uri}: the dataset has no rows")
     return LoadedDataset(spec.uri, file_format, frame, content_digest(frame), None, None)
+
+
+def data_file_format(relative: str, declared: str) -> FileFormat | None:
+    """A folder member's format by its name, or None when the folder reader skips it."""
+    if any(part.startswith((".", "_")) for part in relative.split("/")):
+        return None  # writers' temporary files, _SUCCESS markers
+    name = relative.lower()
+    for suffix, file_format in _DATA_SUFFIXES.items():
+        if name.endswith(suffix):
+            return file_format if declared in ("auto", file_format) else None
+    return None
+
+
+def load_folder(spec: DatasetSpec, location: Location) -> LoadedDataset:
+    """Every data file under the folder as one table (the rules are in the module docstring)."""
+    members = [
+        (relative, member, file_format)
+        for relative, member in list_files(location)
+        if (file_format := data_file_format(relative, spec.format)) is not None
+    ]
+    if not members:
+        kinds = "CSV or Parquet" if spec.format == "auto" else spec.format.upper()
+        raise DatasetError(f"{spec.uri}: the folder holds no {kinds} files")
+    pieces: list[pd.DataFrame | CapturePart] = []
+    for _, member, file_format in members:
+        data = read_bytes(member)
+        part = read_capture_part(data, member.uri) if file_format == "parquet" else None
+        pieces.append(part if part is not None else parse_table(data, file_format, member.uri))
+    labels = join_labels([piece for piece in pieces if isinstance(piece, CapturePart)])
+    frames: list[pd.DataFrame] = []
+    columns: list[str] | None = None
+    first_uri = ""
+    for (_, member, _), piece in zip(members, pieces, strict=True):
+        frame = labelled_rows(piece, labels) if isinstance(piece, CapturePart) else piece
+        names = [str(name) for name in frame.columns]
+        if columns is None:
+            columns, first_uri = names, member.uri
+        elif set(names) != set(columns) or len(names) != len(columns):
+            missing = [name for name in columns if name not in names]
+            extra = [name for name in names if name not in columns]
+            raise DatasetError(
+                f"{member.uri}: its columns differ from those of {first_uri} (a folder's files "
+                f"must have the same columns): missing {missing}, extra {extra}"
+            )
+        else:
+            frame = frame[columns]
+        if frame.shape[0]:  # empty pieces would only blur the dtypes of the concatenation
+            frames.append(frame)
+    if not frames:
+        raise DatasetError(f"{spec.uri}: the dataset has no rows")
+    table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    table = table.reset_index(drop=True)
+    return LoadedDataset(
+        spec.uri, "folder", table, content_digest(table), None, None, files=len(members)
+    )
 
 
 def load_builtin(name: str) -> tuple[pd.DataFrame, tuple[str, ...] | None]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-# Process exit codes. 3 is kept for a model that trained but failed its gate (not an error:
-# see train.py), so that a Job's podFailurePolicy can tell it from a crash.
+# Process exit codes. 3 is kept for a model that trained but failed its gate or lost the
+# comparison with the serving model (not an error: see train.py), so that a Job's
+# podFailurePolicy can tell it from a crash.
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_CONFIG = 2
@@ -76,4 +77,12 @@ class FetchError(RuntimeJobError):
     """An artifact folder could not be copied or did not verify; nothing was left at the target."""
 
     reason = "FetchError"
+    exit_code = EXIT_ARTIFACT
+
+
+class BaselineError(RuntimeJobError):
+    """The serving model to compare with cannot be used: unreadable, digest mismatch, or its
+    task or features do not fit the new data."""
+
+    reason = "BaselineError"
     exit_code = EXIT_ARTIFACT

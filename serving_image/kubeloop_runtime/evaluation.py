@@ -185,3 +185,16 @@ def apply_gate(metrics: dict[str, float], metric: str, threshold: float | None) 
     else:
         passed = value >= threshold
     return GateResult(metric, threshold, value, passed)
+
+
+def no_worse(metric: str, candidate: float, baseline: float | None) -> bool:
+    """Whether the candidate scores at least as well as the baseline, in the metric's direction.
+
+    A baseline without a score (the metric could not be computed for it) is no evidence against
+    the candidate.
+    """
+    if baseline is None:
+        return True
+    if metric in LOWER_IS_BETTER:
+        return candidate <= baseline
+    return candidate >= baseline

@@ -70,6 +70,7 @@ def run_profile(config: ProfileConfig) -> dict[str, Any]:
         "kind": "profile",
         "uri": loaded.uri,
         "format": loaded.format,
+        **({"files": loaded.files} if loaded.format == "folder" else {}),
         "digest": loaded.digest,
         "rows": loaded.rows,
         "target": target,

@@ -133,3 +133,88 @@ def upload_folder(source: Path, location: Location) -> None:
         raise StorageError(
             f"{location.uri}: cannot write ({type(error).__name__}: {error})"
         ) from error
+
+
+def list_files(location: Location) -> list[tuple[str, Location]]:
+    """Every file under a folder, recursively, as (path relative to the folder, location).
+
+    Sorted by relative path, so the order is the same on every filesystem.
+    """
+    if location.protocol in ("http", "https"):
+        raise StorageError(f"{location.uri}: an {location.protocol}:// folder cannot be listed")
+    fs = filesystem(location)
+    root = location.path.rstrip("/")
+    try:
+        if not fs.isdir(root):
+            raise StorageError(f"{location.uri}: no such folder")
+        found = fs.find(root, withdirs=False)
+    except StorageError:
+        raise
+    except Exception as error:  # see read_bytes
+        raise StorageError(
+            f"{location.uri}: cannot list ({type(error).__name__}: {error})"
+        ) from error
+    prefix = fs._strip_protocol(root).rstrip("/") + "/"
+    folder = Location(location.uri.rstrip("/") + "/", location.protocol, root + "/")
+    relative = sorted(str(path)[len(prefix) :] for path in found if str(path).startswith(prefix))
+    return [(name, folder.child(name)) for name in relative]
+
+
+def list_folder(location: Location) -> dict[str, int]:
+    """The files directly in a folder (not below it): name -> size in bytes; {} if none."""
+    fs = filesystem(location)
+    root = location.path.rstrip("/")
+    try:
+        if not fs.isdir(root):
+            return {}
+        entries = fs.ls(root, detail=True)
+    except Exception as error:  # see read_bytes
+        raise StorageError(
+            f"{location.uri}: cannot list ({type(error).__name__}: {error})"
+        ) from error
+    return {
+        str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]: int(entry.get("size") or 0)
+        for entry in entries
+        if entry.get("type") == "file"
+    }
+
+
+def write_file_atomically(location: Location, data: bytes) -> None:
+    """Write a whole file so that readers never see part of it.
+
+    Local: written under a hidden temporary name in the same folder, then renamed into place.
+    Object stores: one put of the whole object (an object appears whole or not at all).
+    """
+    if location.protocol not in ("file", "s3"):
+        raise StorageError(f"{location.uri}: cannot write to {location.protocol}://")
+    if location.is_local:
+        target = Path(location.path)
+        staging = target.parent / f".{target.name}.tmp-{os.urandom(4).hex()}"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging.write_bytes(data)
+            os.replace(staging, target)
+        except OSError as error:
+            staging.unlink(missing_ok=True)
+            raise StorageError(f"{location.uri}: cannot write ({error})") from error
+        return
+    fs = filesystem(location)
+    try:
+        fs.pipe_file(location.path, data)
+    except Exception as error:  # see read_bytes
+        raise StorageError(
+            f"{location.uri}: cannot write ({type(error).__name__}: {error})"
+        ) from error
+
+
+def delete_file(location: Location) -> None:
+    """Delete one file; one that is already gone is no error."""
+    fs = filesystem(location)
+    try:
+        fs.rm_file(location.path)
+    except FileNotFoundError:
+        return
+    except Exception as error:  # see read_bytes
+        raise StorageError(
+            f"{location.uri}: cannot delete ({type(error).__name__}: {error})"
+        ) from error

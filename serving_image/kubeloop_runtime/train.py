@@ -6,7 +6,9 @@ random search) → evaluate on a held-out split → gate → write the artifact 
 
 A model that fails its gate is still written, so a person can inspect it, but the result says
 ``"ok": false, "passed": false, "reason": "GateFailed"`` and the process exits with code 3
-(errors.EXIT_GATE_FAILED), apart from real errors. Exit codes: docs/runtime.md.
+(errors.EXIT_GATE_FAILED), apart from real errors. Exit codes: docs/runtime.md. The same holds
+for a model that scores worse than the serving one (``evaluation.compareTo: serving``, reason
+``ComparisonFailed``): both are scored on the same held-out rows (baseline.py).
 
 Feature columns are every column but the target, in dataset order; that order is
 ``metadata.features``. With categorical features the model is a Pipeline (one-hot encoding, then
@@ -33,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from kubeloop_runtime.artifact import write_artifact
+from kubeloop_runtime.baseline import Baseline, check_fits, load_baseline, rows_for
 from kubeloop_runtime.cli import batch_argument_parser
 from kubeloop_runtime.config import (
     SearchSpec,
@@ -44,6 +47,7 @@ from kubeloop_runtime.datasets import LoadedDataset, load_dataset
 from kubeloop_runtime.errors import (
     EXIT_GATE_FAILED,
     EXIT_OK,
+    BaselineError,
     ConfigError,
     DatasetError,
     EstimatorError,
@@ -57,6 +61,7 @@ from kubeloop_runtime.evaluation import (
     apply_gate,
     choose_metric,
     evaluate,
+    no_worse,
     scoring_for,
     split,
     task_of,
@@ -120,6 +125,12 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     typed = apply_declared_types(loaded.frame, config.dataset.schema_)
     data = prepare(loaded, target_name, typed, task)
 
+    baseline: Baseline | None = None
+    if config.evaluation.compare_to == "serving" and config.evaluation.baseline is not None:
+        # Before the fit: a baseline that cannot be used should fail fast, not after training.
+        baseline = load_baseline(config.evaluation.baseline)
+        check_fits(baseline, task, data.feature_types)
+
     categorical = [name for name in data.features if data.feature_types[name] == "category"]
     model = wrap_for_features(estimator, categorical)
     x_train, x_test, y_train, y_test = split(
@@ -143,6 +154,12 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         )
     metrics = evaluate(model, x_test, y_test, task)
     gate = apply_gate(metrics, metric, config.evaluation.threshold)
+    comparison: dict[str, Any] | None = None
+    if config.evaluation.compare_to == "serving":
+        comparison = compare_with_baseline(
+            baseline, metric, gate.value, x_test, y_test, task, data.features
+        )
+    passed = gate.passed and (comparison is None or bool(comparison["passed"]))
 
     params = dict(config.params)
     if search_summary is not None:
@@ -172,6 +189,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
             "profile": profile,
             "dataset": {"uri": loaded.uri, "digest": loaded.digest, "rows": loaded.rows},
             "search": search_summary,
+            "comparison": comparison,
             "evaluation": {
                 "testSize": config.evaluation.test_size,
                 "trainRows": len(y_train),
@@ -185,9 +203,9 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     digest = save_artifact(model, metadata, config.output.uri)
 
     result: dict[str, Any] = {
-        "ok": gate.passed,
+        "ok": passed,
         "kind": "train",
-        "passed": gate.passed,
+        "passed": passed,
         "modelName": config.model_name,
         "task": task,
         "estimator": config.estimator,
@@ -202,14 +220,59 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         result["search"] = {
             key: search_summary[key] for key in ("strategy", "trials", "bestScore", "bestParams")
         }
-    if not gate.passed:
-        direction = "above" if metric in LOWER_IS_BETTER else "below"
-        result["reason"] = "GateFailed"
+    if comparison is not None:
+        result["comparison"] = comparison
+    lost = comparison is not None and not comparison["passed"]
+    if not passed:
+        problems = []
+        if not gate.passed:
+            direction = "above" if metric in LOWER_IS_BETTER else "below"
+            problems.append(
+                f"{metric} {gate.value:.4g} is {direction} the threshold {gate.threshold:g}"
+            )
+        if comparison is not None and lost:
+            problems.append(
+                f"{metric} {gate.value:.4g} is worse than {comparison['baseline']:.4g} of the "
+                f"serving version {comparison['baselineVersion']} on the same "
+                f"{comparison['testRows']} held-out rows"
+            )
+        result["reason"] = "GateFailed" if not gate.passed else "ComparisonFailed"
         result["message"] = (
-            f"{metric} {gate.value:.4g} is {direction} the threshold {gate.threshold:g}; "
-            f"the model was written to {config.output.uri} for inspection"
+            "; ".join(problems) + f"; the model was written to {config.output.uri} for inspection"
         )
     return result
+
+
+def compare_with_baseline(
+    baseline: Baseline | None,
+    metric: str,
+    candidate: float,
+    x_test: Any,
+    y_test: np.ndarray,
+    task: Task,
+    features: list[str],
+) -> dict[str, Any]:
+    """Score the serving model on the candidate's held-out rows; the comparison's result."""
+    score: float | None = None
+    if baseline is not None:
+        try:
+            baseline_metrics = evaluate(
+                baseline.model, rows_for(baseline, x_test, features), y_test, task
+            )
+        except (ValueError, TypeError, AttributeError) as error:
+            raise BaselineError(
+                f"evaluation.baseline {baseline.label}: scoring it on the held-out rows failed: "
+                f"{error}"
+            ) from error
+        score = baseline_metrics.get(metric)
+    return {
+        "metric": metric,
+        "candidate": candidate,
+        "baseline": score,
+        "baselineVersion": None if baseline is None else baseline.label,
+        "passed": no_worse(metric, candidate, score),
+        "testRows": len(y_test),
+    }
 
 
 def prepare(

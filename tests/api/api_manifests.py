@@ -261,6 +261,13 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         "greater than 0",
     ),
     InvalidCase(
+        "trainingjob-compare-to",
+        "TrainingJob",
+        {"spec.evaluation.compareTo": "best"},
+        "spec.evaluation.compareTo",
+        "Unsupported value",
+    ),
+    InvalidCase(
         "trainingjob-metric",
         "TrainingJob",
         {"spec.evaluation.metric": "auc"},
@@ -504,6 +511,20 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         {"spec.monitoring.method": "mmd"},
         "spec.monitoring.method",
         "Unsupported value",
+    ),
+    InvalidCase(
+        "isvc-capture-sample-rate",
+        "InferenceService",
+        {"spec.monitoring.capture": {"enabled": True, "sampleRate": 1.5}},
+        "spec.monitoring.capture.sampleRate",
+        "less than or equal to 1",
+    ),
+    InvalidCase(
+        "isvc-capture-uri",
+        "InferenceService",
+        {"spec.monitoring.capture": {"enabled": True, "uri": "ftp://host/captures/"}},
+        "spec.monitoring.capture.uri",
+        "should match",
     ),
     InvalidCase(
         "isvc-min-samples-above-window",

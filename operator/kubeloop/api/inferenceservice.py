@@ -21,7 +21,7 @@ from kubeloop.api.base import (
 from kubeloop.api.conditions import Conditions, ObservedGeneration
 from kubeloop.api.modelversion import Stage
 from kubeloop.api.resources import ResourceRequirements
-from kubeloop.api.scalars import DNS_LABEL_PATTERN, Duration, ModelName, ObjectName
+from kubeloop.api.scalars import DNS_LABEL_PATTERN, Duration, ModelName, ObjectName, StorageUri
 from kubeloop.api.trainingjob import TrainingJobSpec
 
 Color = Literal["blue", "green"]
@@ -152,6 +152,23 @@ class RolloutSpec(ApiModel):
     )
 
 
+class CaptureSpec(ApiModel):
+    """Data capture: serving pods write inputs, predictions and feedback labels as Parquet."""
+
+    enabled: bool = Field(False, description="Whether serving pods capture what they serve.")
+    uri: StorageUri | None = Field(
+        None,
+        description=(
+            "Folder the part files are written to. Left out: `captures/<namespace>/<name>/` "
+            "under the operator's artifact store."
+        ),
+    )
+    sample_rate: float = Field(1.0, ge=0.0, le=1.0, description="Share of rows captured, 0 to 1.")
+    flush_interval_seconds: int = Field(
+        10, ge=1, le=3600, description="Seconds between part files while rows wait."
+    )
+
+
 class MonitoringSpec(ApiModel):
     """Drift detection by the sidecar in every serving pod."""
 
@@ -190,6 +207,7 @@ class MonitoringSpec(ApiModel):
     min_samples: int = Field(
         100, ge=1, le=1_000_000, description="Fewest rows before a check draws conclusions."
     )
+    capture: CaptureSpec | None = Field(None, description="Data capture for retraining.")
 
 
 class RetrainSpec(ApiModel):

@@ -146,6 +146,15 @@ class EvaluationSpec(ApiModel):
         ),
     )
     random_seed: int = Field(42, ge=0, description="Seed for the split and the estimator.")
+    compare_to: Literal["serving"] | None = Field(
+        None,
+        description=(
+            "`serving`: the model is registered only if it also scores no worse than the version "
+            "serving `modelName` now (the gate's metric, both models on the same held-out rows of "
+            "this run's data); a worse one is Rejected with both scores. Left out: no comparison. "
+            "Retrains started by an InferenceService compare by default."
+        ),
+    )
 
 
 class OutputSpec(ApiModel):

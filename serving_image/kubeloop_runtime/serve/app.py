@@ -267,6 +267,9 @@ def create_app(
         finally:
             loading.cancel()
             await batcher.stop()
+            if server.capture is not None:
+                # What the last requests queued is written before the process exits.
+                await asyncio.to_thread(server.capture.close)
 
     api = FastAPI(
         title="Kubeloop model server",

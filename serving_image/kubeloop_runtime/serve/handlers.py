@@ -15,8 +15,10 @@ from typing import Any
 
 import orjson
 
+from kubeloop_runtime.captures import CaptureSchema, target_type
 from kubeloop_runtime.serve import codecs
 from kubeloop_runtime.serve.batching import MicroBatcher
+from kubeloop_runtime.serve.capture import CaptureLimits, CaptureWriter
 from kubeloop_runtime.serve.errors import (
     InvalidInputError,
     MalformedRequestError,
@@ -54,6 +56,7 @@ class ModelServer:
         """The served model's infer paths, to the route templates the metrics label them by."""
         self.requests_arriving = 0
         """Prediction requests still reading their body (the batcher waits only for these)."""
+        self.capture: CaptureWriter | None = None
         metrics.window_capacity.set(settings.window_size)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -75,7 +78,44 @@ class ModelServer:
             ),
         }
         self.model = model
+        self.capture = self._start_capture(model, window)
         self.metrics.model_ready.set(1)
+
+    def _start_capture(self, model: LoadedModel, window: Window) -> CaptureWriter | None:
+        uri = self.settings.capture_uri
+        if uri is None or self.settings.capture_sample_rate == 0:
+            return None
+        target = model.schema.metadata.get("target") or {}
+        target_name = target.get("name") if isinstance(target, dict) else None
+        values = model.class_values
+        schema = CaptureSchema(
+            model=self.name,
+            model_version=self.version,
+            pod=self.settings.pod_name,
+            task=model.schema.task,
+            features=tuple((feature.name, feature.kind) for feature in model.schema.features),
+            target=target_name if isinstance(target_name, str) and target_name else "target",
+            target_type=target_type(values, model.schema.task),
+        )
+        clash = schema.reserved_clash()
+        if clash is not None:
+            log.error("capture is off: the column name %r clashes with the capture columns", clash)
+            return None
+        settings = self.settings
+        limits = CaptureLimits(
+            sample_rate=settings.capture_sample_rate,
+            flush_seconds=settings.capture_flush_seconds,
+            max_rows_per_part=settings.capture_max_rows_per_part,
+            buffer_rows=settings.capture_buffer_rows,
+            max_parts=settings.capture_max_parts,
+            max_bytes=settings.capture_max_bytes,
+            writer_share=settings.capture_writer_share,
+        )
+        writer = CaptureWriter(uri, schema, window.instance, limits, values)
+        self.metrics.watch_capture(writer.stats)
+        writer.start()
+        log.info("capturing to %s (sample rate %g)", uri, limits.sample_rate)
+        return writer
 
     def model_failed(self, reason: str) -> None:
         self.load_error = reason
@@ -162,7 +202,10 @@ class ModelServer:
         assert self.window is not None  # the batcher only runs requests once ready
         self.metrics.observe_batch(requests, len(prediction.labels))
         self.metrics.observe_prediction(prediction)
-        return self.window.append(features, prediction.labels)
+        first = self.window.append(features, prediction.labels)
+        if self.capture is not None:
+            self.capture.add(first, features, prediction)
+        return first
 
     @staticmethod
     def _refused(error: Exception) -> InvalidInputError:
@@ -220,7 +263,7 @@ class ModelServer:
         items = payload if isinstance(payload, list) else [payload]
         if not items:
             raise InvalidInputError("feedback list is empty", field="feedback")
-        checked: list[tuple[str, Any]] = []
+        checked: list[tuple[str, Any, Any]] = []
         for position, item in enumerate(items):
             where = f"[{position}]" if isinstance(payload, list) else ""
             if not isinstance(item, dict):
@@ -239,7 +282,7 @@ class ModelServer:
                 )
             if "label" not in item:
                 raise InvalidInputError(f"feedback{where}: missing 'label'", field="label")
-            label = self._check_label(model, item["label"], where)
+            label, value = self._check_label(model, item["label"], where)
             try:
                 window.prediction_for(prediction_id)
             except KeyError:
@@ -248,21 +291,25 @@ class ModelServer:
                     f"left the window (it keeps the last {window.capacity} predictions)",
                     field="id",
                 ) from None
-            checked.append((prediction_id, label))
-        for prediction_id, label in checked:
+            checked.append((prediction_id, label, value))
+        capture = self.capture
+        for prediction_id, label, value in checked:
             window.add_feedback(prediction_id, label)
+            if capture is not None:
+                capture.label(int(prediction_id.rpartition("-")[2]), value)
         self.metrics.feedback.inc(len(checked))
         return {"accepted": len(checked), "labelled": window.labelled}
 
     @staticmethod
-    def _check_label(model: LoadedModel, label: Any, where: str) -> Any:
+    def _check_label(model: LoadedModel, label: Any, where: str) -> tuple[Any, Any]:
+        """The label as the window keeps it (a class name) and as the model's target value."""
         names = model.class_names
         if names is None:
             if isinstance(label, bool) or not isinstance(label, int | float):
                 raise InvalidInputError(f"feedback{where}: 'label' must be a number", field="label")
             if not math.isfinite(label):
                 raise InvalidInputError(f"feedback{where}: 'label' must be finite", field="label")
-            return float(label)
+            return float(label), float(label)
         position = model.class_position(label)
         if position is None:
             raise InvalidInputError(
@@ -270,4 +317,5 @@ class ModelServer:
                 f"({', '.join(names)})",
                 field="label",
             )
-        return names[position]
+        values = model.class_values
+        return names[position], None if values is None else values[position]

@@ -33,6 +33,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from kubeloop_runtime.serve.capture import CaptureStats
 from kubeloop_runtime.serve.model import Prediction
 
 # The *_created series double the exposition for nothing a dashboard uses.
@@ -137,6 +138,35 @@ class _HotPathCollector(Collector):
         )
 
 
+class _CaptureCollector(Collector):
+    """The data capture's counters (serve/capture.py), read at scrape time."""
+
+    def __init__(self, stats: CaptureStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.stats
+        rows = CounterMetricFamily(
+            "kubeloop_capture_rows", "Captured records written, by record kind.", labels=["record"]
+        )
+        rows.add_metric(["prediction"], stats.prediction_rows)
+        rows.add_metric(["feedback"], stats.feedback_rows)
+        yield rows
+        yield CounterMetricFamily(
+            "kubeloop_capture_parts", "Capture part files written.", value=stats.parts
+        )
+        dropped = CounterMetricFamily(
+            "kubeloop_capture_dropped", "Captured records dropped, by reason.", labels=["reason"]
+        )
+        dropped.add_metric(["buffer_full"], stats.dropped_buffer_full)
+        dropped.add_metric(["write_error"], stats.dropped_write_error)
+        yield dropped
+        yield GaugeMetricFamily(
+            "kubeloop_capture_queued_rows", "Captured records waiting to be written.",
+            value=stats.waiting,
+        )  # fmt: skip
+
+
 class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -160,6 +190,9 @@ class ServerMetrics:
     def watch_window(self, rows: Callable[[], int], seq: Callable[[], int]) -> None:
         self._hot.window_rows = rows
         self._hot.window_seq = seq
+
+    def watch_capture(self, stats: CaptureStats) -> None:
+        self.registry.register(_CaptureCollector(stats))
 
     def set_classes(self, class_names: tuple[str, ...] | None) -> None:
         if class_names is None:

@@ -230,6 +230,11 @@ class LoadedModel:
     def class_names(self) -> tuple[str, ...] | None:
         return None if self._names is None else tuple(self._names.tolist())
 
+    @property
+    def class_values(self) -> list[Any] | None:
+        """The model's own class values (``classes_`` as plain Python values), in class order."""
+        return None if self._model_classes is None else self._model_classes.tolist()
+
     def class_position(self, label: object) -> int | None:
         """Position of a feedback label among the classes: by name first, then by model code."""
         if self._names is None or self._model_classes is None:

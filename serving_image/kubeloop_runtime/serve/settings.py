@@ -7,11 +7,15 @@ configuration"); every field has a default that works in a pod with the model mo
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kubeloop_runtime.errors import StorageError
+from kubeloop_runtime.storage import resolve
 
 
 class ServeSettings(BaseSettings):
@@ -76,3 +80,51 @@ class ServeSettings(BaseSettings):
     """After SIGTERM, in-flight requests get this long to finish (below the pod's 30 s grace)."""
 
     log_level: str = "info"
+
+    # -- data capture (docs/design/contracts.md, "Data capture") ------------------------------
+    capture_uri: str | None = None
+    """Folder URI the capture part files are written to; unset or empty: no capture."""
+
+    capture_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of predicted rows captured (decided per row by a hash of its row number)."""
+
+    capture_flush_seconds: float = Field(default=10.0, gt=0)
+    """A part is written at least this often while records wait."""
+
+    capture_max_rows_per_part: int = Field(default=10_000, ge=1)
+    """Records per part file at most; a part's worth waiting is written at once."""
+
+    capture_buffer_rows: int = Field(default=100_000, ge=1)
+    """Records waiting in memory at most; beyond, new ones are dropped and counted."""
+
+    capture_max_parts: int = Field(default=1000, ge=1)
+    """Retention: this pod's part files kept at most (oldest deleted first)."""
+
+    capture_max_bytes: int = Field(default=1 << 30, ge=1)
+    """Retention: bytes of this pod's part files kept at most (the newest part always stays)."""
+
+    capture_writer_share: float = Field(default=0.25, gt=0.0, le=1.0)
+    """Most of one core the capture writer thread may use; beyond, records are dropped."""
+
+    pod_name: str = Field(default_factory=socket.gethostname, min_length=1)
+    """Names this pod's part files (in a pod the host name is the pod's name)."""
+
+    @field_validator("capture_uri")
+    @classmethod
+    def _capture_uri_is_storage(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            location = resolve(value)
+        except StorageError as error:
+            raise ValueError(str(error)) from error
+        if location.protocol not in ("file", "s3"):
+            raise ValueError(f"{value}: capture needs a writable file://, pvc:// or s3:// folder")
+        return value
+
+    @field_validator("pod_name")
+    @classmethod
+    def _pod_name_has_no_slash(cls, value: str) -> str:
+        if "/" in value:
+            raise ValueError(f"{value!r}: a pod name cannot hold '/'")
+        return value
