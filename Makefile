@@ -7,7 +7,28 @@ PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.kubeloop-installed
 
-.PHONY: help setup tools test test-unit lint crds demo demo-down cluster-up cluster-down cluster-status
+.PHONY: help setup tools test test-unit lint crds demo demo-down cluster-up cluster-down cluster-status \
+	deploy undeploy kind-up kind-load kind-down
+
+# `make deploy`: the chart with the locally built images, into the cluster $KUBECONFIG names, or,
+# when it is unset, the local cluster of hack/devcluster.py (KUBELOOP_CACHE picks which one; the
+# real node's cache makes it the node). Images are never pulled: build and load them first.
+RELEASE ?= kubeloop
+DEPLOY_NAMESPACE ?= kubeloop-system
+OPERATOR_REPOSITORY ?= kubeloop-operator
+RUNTIME_REPOSITORY ?= kubeloop-runtime
+IMAGE_TAG ?= dev
+# No `helm --wait`: it also waits for the artifact claim to bind, which a WaitForFirstConsumer
+# StorageClass (kind's, the local node's) does only when the first training Pod uses it.
+DEPLOY_ARGS ?= --timeout 5m
+HELM_ARGS ?=
+# kind: the cluster's own kubeconfig, so it never becomes the current context of ~/.kube/config.
+KIND ?= kind
+KIND_CLUSTER ?= kubeloop
+KIND_KUBECONFIG ?= .cache/kubeloop/kind.kubeconfig
+# Exports KUBECONFIG (given, else the local cluster's) and a PATH with the pinned helm/kubectl.
+CLUSTER_ENV = given="$$KUBECONFIG"; eval "$$(python3 hack/devcluster.py env)"; \
+	export KUBECONFIG="$${given:-$$KUBECONFIG}"; echo "cluster: $$KUBECONFIG"
 
 help:
 	@echo "make demo          the whole loop on a real local cluster, narrated (~3 min warm)"
@@ -15,6 +36,8 @@ help:
 	@echo "make test          set up, lint, run every test (starts the local cluster)"
 	@echo "make test-unit     only the tests that need no cluster"
 	@echo "make cluster-up    start (or reuse) the local single-node cluster; cluster-down stops it"
+	@echo "make deploy        helm upgrade --install the chart with the local images (undeploy removes it)"
+	@echo "make kind-up       a kind cluster (needs Docker); kind-load loads the images, kind-down deletes it"
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || $(BASE_PYTHON) -m venv $(VENV)
@@ -55,3 +78,33 @@ cluster-down:
 
 cluster-status:
 	python3 hack/devcluster.py status
+
+deploy: tools
+	@$(CLUSTER_ENV); \
+	helm upgrade --install $(RELEASE) helm/kubeloop --namespace $(DEPLOY_NAMESPACE) \
+	  --create-namespace \
+	  --set image.repository=$(OPERATOR_REPOSITORY) --set image.tag=$(IMAGE_TAG) \
+	  --set image.pullPolicy=IfNotPresent \
+	  --set runtime.image.repository=$(RUNTIME_REPOSITORY) --set runtime.image.tag=$(IMAGE_TAG) \
+	  --set runtime.image.pullPolicy=IfNotPresent \
+	  $(DEPLOY_ARGS) $(HELM_ARGS) && \
+	kubectl -n $(DEPLOY_NAMESPACE) rollout status deployment/$(RELEASE) --timeout=5m
+
+# Removes everything the release made; the CRDs (and so every Kubeloop object) stay.
+undeploy: tools
+	@$(CLUSTER_ENV); helm uninstall $(RELEASE) --namespace $(DEPLOY_NAMESPACE) --wait
+
+# kind runs its nodes as Docker containers from the kindest/node image: it needs a Docker engine
+# that can pull that image. Machines that reach no container registry cannot start it.
+kind-up:
+	@command -v $(KIND) >/dev/null || { echo "kind is not installed: https://kind.sigs.k8s.io" >&2; exit 1; }
+	@mkdir -p $(dir $(KIND_KUBECONFIG))
+	$(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml --kubeconfig $(KIND_KUBECONFIG)
+	@echo "next: make kind-load && make deploy KUBECONFIG=$(KIND_KUBECONFIG)"
+
+kind-load:
+	$(KIND) load docker-image --name $(KIND_CLUSTER) \
+	  $(OPERATOR_REPOSITORY):$(IMAGE_TAG) $(RUNTIME_REPOSITORY):$(IMAGE_TAG)
+
+kind-down:
+	$(KIND) delete cluster --name $(KIND_CLUSTER) --kubeconfig $(KIND_KUBECONFIG)

@@ -61,6 +61,10 @@ def schemas_of(crd: Schema) -> Iterable[tuple[str, Schema]]:
         schema = to_json_schema(version["schema"]["openAPIV3Schema"])
         # `metadata` is declared as a bare object in CRDs; the API server validates it itself.
         schema["properties"]["metadata"] = {"type": "object"}
+        # Every object may carry apiVersion and kind, whether its schema declares them or not
+        # (Kopf's peering CRDs declare only status).
+        for field in ("apiVersion", "kind"):
+            schema["properties"].setdefault(field, {"type": "string"})
         yield f"{group}/{kind.lower()}_{version['name']}.json", schema
 
 
