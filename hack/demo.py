@@ -41,9 +41,12 @@ RELEASE = "kubeloop"
 OPERATOR = "kubeloop"  # the chart's fullname for the release "kubeloop": its Deployment
 PIPELINE = REPO / "examples" / "demo" / "iris-loop.yaml"
 VALUES = REPO / "examples" / "demo" / "values.yaml"
-RUNTIME_IMAGE = "kubeloop-runtime:dev"
-OPERATOR_IMAGE = "kubeloop-operator:dev"
-WORKDIR = REPO / ".cache" / "kubeloop" / "demo"
+# The images `make images` builds; another tag (already on the nodes) with KUBELOOP_DEMO_IMAGE_TAG.
+IMAGE_TAG = os.environ.get("KUBELOOP_DEMO_IMAGE_TAG", "dev")
+RUNTIME_IMAGE = f"kubeloop-runtime:{IMAGE_TAG}"
+OPERATOR_IMAGE = f"kubeloop-operator:{IMAGE_TAG}"
+# One folder per namespace, so bench/loop.py (its own namespace) never reads the demo's state.
+WORKDIR = REPO / ".cache" / "kubeloop" / ("demo" if NAMESPACE == "kubeloop-demo" else NAMESPACE)
 STATE = WORKDIR / "state.json"
 PICTURE = WORKDIR / "timeline.png"
 DATA_FOLDER = "pvc://kubeloop-artifacts/demo/iris-data/"
@@ -76,14 +79,25 @@ def log_path(name: str) -> Path:
     return WORKDIR / f"{name}.log"
 
 
-def run_logged(argv: list[str], name: str, env: dict[str, str] | None = None) -> None:
-    """Run a set-up command with its output in .cache/kubeloop/demo/<name>.log."""
+def run_logged(
+    argv: list[str], name: str, env: dict[str, str] | None = None, *, show: bool = False
+) -> None:
+    """Run a set-up command with its output in .cache/kubeloop/demo/<name>.log; with `show`, its
+    lines are also printed (indented) as they come, so a long step is never silent."""
     path = log_path(name)
     with path.open("w") as out:
-        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-    if done.returncode != 0:
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=REPO, text=True
+        )
+        assert process.stdout is not None
+        for text in process.stdout:
+            out.write(text)
+            if show:
+                print(f"           | {text.rstrip()}", flush=True)
+        returncode = process.wait()
+    if returncode != 0:
         tail = "\n".join(path.read_text().splitlines()[-15:])
-        raise DemoError(f"{' '.join(argv)} exited {done.returncode} (log: {path}):\n{tail}")
+        raise DemoError(f"{' '.join(argv)} exited {returncode} (log: {path}):\n{tail}")
 
 
 def read_state() -> dict[str, Any]:
@@ -112,7 +126,8 @@ def resolve_target(say: Narrator, *, start: bool) -> Target:
     given = os.environ.get("KUBECONFIG")
     if given:
         say.say(f"cluster: $KUBECONFIG ({given}); the demo neither starts nor stops it")
-        return Target(Path(given), os.environ.get("PATH", ""), devcluster=False, started=False)
+        _, path = devcluster_env()  # the pinned kubectl and helm of this checkout
+        return Target(Path(given), path, devcluster=False, started=False)
     running = subprocess.run([*DEVCLUSTER, "status"], capture_output=True).returncode == 0
     started = False
     if not running:
@@ -132,20 +147,31 @@ def resolve_target(say: Narrator, *, start: bool) -> Target:
 # --- set-up -----------------------------------------------------------------------------------
 
 
+def load_images(say: Narrator) -> None:
+    """Copy the locally built images into the dev cluster's node (hack/images.sh load builds
+    them first when their inputs changed; without it, devcluster.py load copies what Docker has)."""
+    began = time.monotonic()
+    script = REPO / "hack" / "images.sh"
+    argv = ["bash", str(script), "load"] if script.exists() else [*DEVCLUSTER, "load"]
+    try:
+        run_logged([*argv, RUNTIME_IMAGE, OPERATOR_IMAGE], "load-images")
+    except DemoError as error:
+        # The node may have them from an earlier run; if not, the operator's Pod reports
+        # ErrImageNeverPull and the wait for it says so.
+        say.say(f"could not load the images, continuing with what the node has: {error}")
+        return
+    say.say(f"images {RUNTIME_IMAGE} and {OPERATOR_IMAGE} on the node", time.monotonic() - began)
+
+
 def install(say: Narrator, target: Target, cluster: Cluster) -> None:
     """Images onto the node, CRDs, namespace, chart (operator in-cluster), base data."""
     if target.devcluster:
-        began = time.monotonic()
-        try:
-            run_logged([*DEVCLUSTER, "load", RUNTIME_IMAGE, OPERATOR_IMAGE], "load-images")
-            say.say(
-                f"images {RUNTIME_IMAGE} and {OPERATOR_IMAGE} on the node", time.monotonic() - began
-            )
-        except DemoError as error:
-            # The node may have them already (loaded by an earlier run); if not, the operator's
-            # Pod fails with ErrImageNeverPull and the wait below says so.
-            say.say(f"could not load the images ({error}); continuing with what the node has")
+        load_images(say)
+    else:
+        say.say(f"$KUBECONFIG cluster: {RUNTIME_IMAGE} and {OPERATOR_IMAGE} must be on its nodes")
     began = time.monotonic()
+    # The chart installs CRDs only when absent; an older CRD would prune the fields the demo
+    # uses (monitoring.capture, evaluation.compareTo), so apply this tree's.
     cluster.kubectl(
         "apply",
         "--server-side",
@@ -156,28 +182,27 @@ def install(say: Narrator, target: Target, cluster: Cluster) -> None:
     )
     cluster.apply(json.dumps(manifests.namespace(NAMESPACE)))
     say.say(
-        f"CRDs applied, namespace {NAMESPACE} (Pod Security: restricted)", time.monotonic() - began
+        f"CRDs applied; namespace {NAMESPACE} (Pod Security: restricted)", time.monotonic() - began
     )
     began = time.monotonic()
-    say.say(f"installing the chart helm/kubeloop as release {RELEASE} (operator in-cluster) …")
-    cluster.run(
-        [
-            "helm",
-            "upgrade",
-            "--install",
-            RELEASE,
-            str(REPO / "helm" / "kubeloop"),
-            "--namespace",
-            NAMESPACE,
-            "-f",
-            str(VALUES),
-            "--set",
-            f"watch.namespaces={{{NAMESPACE}}}",
-        ]
-    )
+    say.say(f"make deploy: chart helm/kubeloop as release {RELEASE}, the operator in-cluster …")
     state = read_state()
     state.update(release=RELEASE)
     write_state(state)
+    run_logged(
+        [
+            "make",
+            "--no-print-directory",
+            "deploy",
+            f"RELEASE={RELEASE}",
+            f"DEPLOY_NAMESPACE={NAMESPACE}",
+            f"IMAGE_TAG={IMAGE_TAG}",
+            f"HELM_ARGS=-f {VALUES} --set watch.namespaces={{{NAMESPACE}}}",
+        ],
+        "deploy",
+        env={**os.environ, "KUBECONFIG": str(target.kubeconfig)},
+        show=True,
+    )
     wait_operator(say, cluster)
     say.say("operator running in-cluster", took=time.monotonic() - began)
     seed_base_data(say, cluster)
@@ -549,6 +574,7 @@ def run_demo(say: Narrator, target: Target, cluster: Cluster, record: summary.De
         took=time.monotonic() - began,
     )
     first_prediction(say, base_url)
+    first_seen = datetime.now(UTC)
 
     line = timeline.Timeline()
     sampler = StatusSampler(Cluster(target.kubeconfig, target.path), line, say.elapsed)
@@ -557,6 +583,18 @@ def run_demo(say: Narrator, target: Target, cluster: Cluster, record: summary.De
     sender.start()
     try:
         run_loop(say, cluster, record, line, sender, min_samples=min_samples)
+        first_job = cluster.get("TrainingJob", NAMESPACE, FIRST_JOB) or {}
+        created, milestones = steps.trainingjob_to_serving(
+            isvc=cluster.get("InferenceService", NAMESPACE, ISVC) or {},
+            training_job=first_job,
+            model_version=cluster.get("ModelVersion", NAMESPACE, record.first_model.name) or {},
+            serving_seen=first_seen,
+        )
+        if created:
+            record.job_to_serving_seconds = steps.total_seconds(created, milestones)
+            record.loop_lines.append(
+                steps.format_spans("trainingjob created → its model serving", created, milestones)
+            )
     finally:
         sender.stop()
         sampler.stop()
@@ -750,10 +788,13 @@ def run_loop(
     )
 
 
-def up() -> int:
+def run() -> tuple[int, summary.DemoRecord | None, Target | None]:
+    """The whole demo: (exit code, what it established, the cluster it ran on)."""
     say = Narrator()
     say.say("kubeloop demo: data → training → registry → blue-green serving → drift → retrain")
     state = read_state()
+    target: Target | None = None
+    record: summary.DemoRecord | None = None
     try:
         target = resolve_target(say, start=True)
         state.update(
@@ -769,10 +810,16 @@ def up() -> int:
     except (DemoError, CommandError) as error:
         print(f"\n{error}", file=sys.stderr)
         print("make demo-down removes what the demo started.", file=sys.stderr)
-        return 1
+        return 1, record, target
     record.elapsed_seconds = say.elapsed()
-    print(summary.render_summary(record, kubectl=f"KUBECONFIG={target.kubeconfig} kubectl"))
-    return 0
+    return 0, record, target
+
+
+def up() -> int:
+    code, record, target = run()
+    if code == 0 and record and target:
+        print(summary.render_summary(record, kubectl=f"KUBECONFIG={target.kubeconfig} kubectl"))
+    return code
 
 
 def down() -> int:

@@ -47,6 +47,8 @@ class DemoRecord:
     accuracy_shifted: float | None = None
     accuracy_after: float | None = None
     loop_lines: list[str] = field(default_factory=list)
+    drift_to_serving_seconds: float | None = None
+    job_to_serving_seconds: float | None = None
     elapsed_seconds: float | None = None
     picture: Path | None = None
     notes: list[str] = field(default_factory=list)

@@ -82,3 +82,15 @@ def test_failure_text_names_resource_message_and_logs() -> None:
         "  logs:     kubectl -n kubeloop-demo logs job/iris-rf-train",
     ]
     assert summary.short_digest(None) == "?"
+
+
+def test_the_benchmark_verdict_against_the_target() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    import loop
+
+    assert loop.verdict(41.25, 60) == "PASS (41.2 s < 60 s)"
+    assert loop.verdict(60.0, 60) == "FAIL (60.0 s >= 60 s)"
+    assert loop.verdict(None, 60) == "FAIL (not reached)"
