@@ -316,6 +316,28 @@ def fail_resource(what: str, kind: str, resource: dict[str, Any] | None, message
     )
 
 
+def capture_diagnosis(cluster: Cluster) -> str:
+    """Why captured traffic may not have reached the Dataset: is capture configured on the
+    serving Pods at all?"""
+    found = cluster.apps.list_namespaced_deployment(
+        NAMESPACE, label_selector=f"kubeloop.dev/inferenceservice={ISVC}"
+    )
+    for deployment in (cluster.plain(d) for d in found.items):
+        for container in deployment["spec"]["template"]["spec"].get("containers") or []:
+            env = {e.get("name"): e.get("value") for e in container.get("env") or []}
+            if env.get("KUBELOOP_CAPTURE_URI"):
+                return (
+                    f"capture is configured ({env['KUBELOOP_CAPTURE_URI']} in "
+                    f"deployment/{deployment['metadata']['name']}); see its part files and "
+                    f"the server's kubeloop_capture_* metrics"
+                )
+    return (
+        "no serving container has KUBELOOP_CAPTURE_URI: the operator does not configure "
+        "spec.monitoring.capture on the serving Pods, so no traffic is captured and the data "
+        "cannot change"
+    )
+
+
 def wait_dataset_version(
     say: Narrator, cluster: Cluster, *, other_than: str | None, timeout: float
 ) -> dict[str, Any]:
@@ -331,12 +353,20 @@ def wait_dataset_version(
             )
         if phase(dataset) == "Ready" and status.get("version") and status["version"] != other_than:
             return dataset, "Ready"
-        return None, state_of(dataset)
+        return None, (
+            f"{state_of(dataset)}; version {summary.short_digest(status.get('version'))} "
+            f"({status.get('rows')} rows), last checked {status.get('lastCheckedAt')}"
+        )
 
     what = f"dataset/{DATASET} " + ("to record a new version" if other_than else "to be profiled")
-    result: dict[str, Any] = wait_or_fail(
-        say, what, probe, timeout=timeout, kind="Dataset", name=DATASET, cluster=cluster
-    )
+    try:
+        result: dict[str, Any] = wait_or_fail(
+            say, what, probe, timeout=timeout, kind="Dataset", name=DATASET, cluster=cluster
+        )
+    except DemoError as error:
+        if other_than:
+            raise DemoError(f"{error}\n  why:      {capture_diagnosis(cluster)}") from error
+        raise
     return result
 
 
