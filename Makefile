@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.kubeloop-installed
 
-.PHONY: help setup tools test test-unit lint crds demo demo-down cluster-up cluster-down cluster-status \
+.PHONY: help setup tools images images-load images-down test test-unit lint crds demo demo-down cluster-up cluster-down cluster-status \
 	deploy undeploy kind-up kind-load kind-down
 
 # `make deploy`: the chart with the locally built images, into the cluster $KUBECONFIG names, or,
@@ -38,6 +38,8 @@ help:
 	@echo "make cluster-up    start (or reuse) the local single-node cluster; cluster-down stops it"
 	@echo "make deploy        helm upgrade --install the chart with the local images (undeploy removes it)"
 	@echo "make kind-up       a kind cluster (needs Docker); kind-load loads the images, kind-down deletes it"
+	@echo "make images        build kubeloop-runtime:dev and kubeloop-operator:dev (when their inputs changed)"
+	@echo "make images-load   build them and load them into the local node"
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || $(BASE_PYTHON) -m venv $(VENV)
@@ -49,12 +51,24 @@ setup: $(STAMP)
 tools:
 	bash hack/build-tools.sh
 
+# The images are built by a Docker engine the script starts (and stops) when none runs, FROM a
+# local Debian base: nothing is pulled (docs/images.md).
+images:
+	bash hack/images.sh build
+
+images-load: setup
+	bash hack/images.sh load
+
+# Stops an engine left running with KUBELOOP_DOCKER_KEEP=1.
+images-down:
+	bash hack/images.sh down
+
 lint: setup
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
 
-test: setup tools lint
+test: setup tools lint images
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup
