@@ -37,8 +37,10 @@ from demolib.progress import Narrator, WaitTimeoutError
 REPO = Path(__file__).resolve().parent.parent
 DEVCLUSTER = [sys.executable, str(REPO / "hack" / "devcluster.py")]
 NAMESPACE = os.environ.get("KUBELOOP_DEMO_NAMESPACE", "kubeloop-demo")
-RELEASE = "kubeloop"
-OPERATOR = "kubeloop"  # the chart's fullname for the release "kubeloop": its Deployment
+# The release is named after the namespace: the chart's cluster-scoped objects (a discovery
+# ClusterRole) carry the release name, so the demo and the benchmark never collide.
+RELEASE = NAMESPACE
+OPERATOR = RELEASE  # the chart's fullname (a release name containing "kubeloop"): its Deployment
 PIPELINE = REPO / "examples" / "demo" / "iris-loop.yaml"
 VALUES = REPO / "examples" / "demo" / "values.yaml"
 # The images `make images` builds; another tag (already on the nodes) with KUBELOOP_DEMO_IMAGE_TAG.

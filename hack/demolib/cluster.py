@@ -173,7 +173,8 @@ def state_of(resource: Mapping[str, Any] | None) -> str:
 
 
 def logs_hint(kind: str, namespace: str, resource: Mapping[str, Any] | None) -> str:
-    """The kubectl commands that show why a resource failed."""
+    """The kubectl commands that show why a resource failed (the demo's operator Deployment is
+    named after its namespace)."""
     name = (resource or {}).get("metadata", {}).get("name", "?")
     status = (resource or {}).get("status") or {}
     hints = [f"kubectl -n {namespace} describe {kind.lower()} {name}"]
@@ -183,5 +184,5 @@ def logs_hint(kind: str, namespace: str, resource: Mapping[str, Any] | None) -> 
         hints.append(
             f"kubectl -n {namespace} logs -l kubeloop.dev/inferenceservice={name} --all-containers"
         )
-    hints.append(f"kubectl -n {namespace} logs deploy/kubeloop-operator (the operator)")
+    hints.append(f"kubectl -n {namespace} logs deploy/{namespace} (the operator)")
     return "; ".join(hints)

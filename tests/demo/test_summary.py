@@ -94,3 +94,20 @@ def test_the_benchmark_verdict_against_the_target() -> None:
     assert loop.verdict(41.25, 60) == "PASS (41.2 s < 60 s)"
     assert loop.verdict(60.0, 60) == "FAIL (60.0 s >= 60 s)"
     assert loop.verdict(None, 60) == "FAIL (not reached)"
+
+
+def test_logs_hint_names_the_job_the_pods_and_the_operator() -> None:
+    from demolib.cluster import logs_hint, state_of
+
+    job = {"metadata": {"name": "iris-rf"}, "status": {"phase": "Failed", "jobName": "iris-rf-1"}}
+    hint = logs_hint("TrainingJob", "kubeloop-demo", job)
+    assert "kubectl -n kubeloop-demo describe trainingjob iris-rf" in hint
+    assert "kubectl -n kubeloop-demo logs job/iris-rf-1" in hint
+    assert "logs deploy/kubeloop-demo" in hint
+    isvc_hint = logs_hint("InferenceService", "ns", {"metadata": {"name": "iris"}})
+    assert "-l kubeloop.dev/inferenceservice=iris" in isvc_hint
+    ready = {"type": "Ready", "status": "False", "message": "waiting for Dataset iris"}
+    assert state_of({"status": {"phase": "Pending", "conditions": [ready]}}) == (
+        "phase Pending; Ready=False: waiting for Dataset iris"
+    )
+    assert state_of(None) == "not created yet"
