@@ -361,14 +361,9 @@ def wait_dataset_version(
         )
 
     what = f"dataset/{DATASET} " + ("to record a new version" if other_than else "to be profiled")
-    try:
-        result: dict[str, Any] = wait_or_fail(
-            say, what, probe, timeout=timeout, kind="Dataset", name=DATASET, cluster=cluster
-        )
-    except DemoError as error:
-        if other_than:
-            raise DemoError(f"{error}\n  why:      {capture_diagnosis(cluster)}") from error
-        raise
+    result: dict[str, Any] = wait_or_fail(
+        say, what, probe, timeout=timeout, kind="Dataset", name=DATASET, cluster=cluster
+    )
     return result
 
 
@@ -725,14 +720,47 @@ def run_loop(
     say.say(f"retraining started: trainingjob/{retrain_job} ({last.get('reason') or 'drift'})")
 
     began = time.monotonic()
-    dataset = wait_dataset_version(say, cluster, other_than=record.data_versions[0][0], timeout=180)
-    new_version = dataset["status"]["version"]
-    record.data_versions.append((new_version, dataset["status"].get("rows")))
-    say.say(
-        f"dataset {DATASET}: new version {summary.short_digest(new_version)} with "
-        f"{dataset['status'].get('rows')} rows (base + labelled captures)",
-        took=time.monotonic() - began,
+
+    def pinned_probe() -> tuple[str | None, str]:
+        job = cluster.get("TrainingJob", NAMESPACE, retrain_job)
+        pinned = ((job or {}).get("status") or {}).get("datasetVersion")
+        if pinned:
+            return str(pinned), "pinned"
+        dataset = cluster.get("Dataset", NAMESPACE, DATASET)
+        return None, f"trainingjob: {state_of(job)}; dataset: {state_of(dataset)}"
+
+    pinned = wait_or_fail(
+        say,
+        f"the Dataset refresh and trainingjob/{retrain_job} to pin its data",
+        pinned_probe,
+        timeout=240,
+        kind="TrainingJob",
+        name=retrain_job,
+        cluster=cluster,
     )
+    dataset = cluster.get("Dataset", NAMESPACE, DATASET) or {}
+    rows = next(
+        (
+            e.get("rows")
+            for e in dataset.get("status", {}).get("history") or []
+            if e.get("version") == pinned
+        ),
+        None,
+    )
+    if pinned == record.data_versions[0][0]:
+        failure = (
+            f"no new data version: {retrain_job} trains on {summary.short_digest(pinned)}, the "
+            f"version iris-v1 was trained on; {capture_diagnosis(cluster)}"
+        )
+        record.failures.append(failure)
+        say.say(f"FAILED: {failure}")
+    else:
+        record.data_versions.append((pinned, rows))
+        say.say(
+            f"dataset {DATASET}: new version {summary.short_digest(pinned)} with {rows} rows "
+            f"(base + labelled captures); {retrain_job} trains on it",
+            took=time.monotonic() - began,
+        )
 
     began = time.monotonic()
     job = wait_training(say, cluster, retrain_job, timeout=600)
@@ -844,12 +872,12 @@ def run() -> tuple[int, summary.DemoRecord | None, Target | None]:
         print("make demo-down removes what the demo started.", file=sys.stderr)
         return 1, record, target
     record.elapsed_seconds = say.elapsed()
-    return 0, record, target
+    return (1 if record.failures else 0), record, target
 
 
 def up() -> int:
     code, record, target = run()
-    if code == 0 and record and target:
+    if record and target and record.elapsed_seconds is not None:
         print(summary.render_summary(record, kubectl=f"KUBECONFIG={target.kubeconfig} kubectl"))
     return code
 

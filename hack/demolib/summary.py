@@ -52,6 +52,7 @@ class DemoRecord:
     elapsed_seconds: float | None = None
     picture: Path | None = None
     notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # steps that did not do what they should
 
 
 def short_digest(digest: str | None) -> str:
@@ -134,6 +135,7 @@ def render_summary(record: DemoRecord, *, kubectl: str = "kubectl") -> str:
         lines.append(f"demo time         {record.elapsed_seconds:.0f} s")
     if record.picture:
         lines.append(f"timeline picture  {record.picture}")
+    lines.extend(f"FAILED: {failure}" for failure in record.failures)
     lines.extend(f"note: {note}" for note in record.notes)
     lines += ["", "Poke at it:", f"  {kubectl} -n {record.namespace} get kubeloop"]
     lines.append(f"  {kubectl} -n {record.namespace} describe inferenceservice {record.isvc}")

@@ -53,6 +53,14 @@ def test_the_summary_fits_one_screen_and_says_what_happened() -> None:
     assert "curl -s http://10.96.0.42/predict" in text
 
 
+def test_a_failed_step_turns_the_title_and_is_listed() -> None:
+    r = record()
+    r.failures.append("no new data version: capture is not configured")
+    text = summary.render_summary(r)
+    assert "the loop did NOT close" in text
+    assert "FAILED: no new data version: capture is not configured" in text
+
+
 def test_a_partial_record_renders_without_the_missing_parts() -> None:
     text = summary.render_summary(summary.DemoRecord(namespace="ns", isvc="iris"))
     assert "retrained" not in text
