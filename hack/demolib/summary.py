@@ -100,11 +100,13 @@ def comparison_line(comparison: Comparison | None) -> str:
 
 def render_summary(record: DemoRecord, *, kubectl: str = "kubectl") -> str:
     """The one-screen summary and how to poke at what is still running."""
-    lines = [
-        "",
-        "=" * 78,
-        "Kubeloop demo: the loop closed" if record.retrained else "Kubeloop demo",
-    ]
+    if record.failures:
+        title = "Kubeloop demo: the loop did NOT close"
+    elif record.retrained:
+        title = "Kubeloop demo: the loop closed"
+    else:
+        title = "Kubeloop demo"
+    lines = ["", "=" * 78, title]
     lines.append("=" * 78)
     if record.data_versions:
         versions = " → ".join(
