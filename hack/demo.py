@@ -649,7 +649,15 @@ def run_loop(
     assert record.first_model is not None
     say.say(f"sending base traffic with feedback labels for {BASE_SECONDS:.0f} s (20 rows/s)")
     base_started = say.elapsed()
-    time.sleep(BASE_SECONDS)
+
+    def base_probe() -> tuple[bool | None, str]:
+        if say.elapsed() - base_started >= BASE_SECONDS:
+            return True, "done"
+        sent = line.snapshot().traffic
+        right = timeline.accuracy_between(sent, base_started, say.elapsed())
+        return None, f"{sum(s.rows for s in sent)} rows answered, {summary.percent(right)} right"
+
+    say.wait("the base traffic", base_probe, timeout=BASE_SECONDS + 30)
 
     shift_at = say.elapsed()
     injected = datetime.now(UTC)
@@ -662,7 +670,10 @@ def run_loop(
         f"{SHIFT_BURST_ROWS} rows, then {STEADY_BATCH * 2} rows/s"
     )
     began = time.monotonic()
-    sender.burst(SHIFT_BURST_ROWS)
+    sender.burst(
+        SHIFT_BURST_ROWS,
+        progress=lambda rows: say.say(f"  … {rows} of {SHIFT_BURST_ROWS} shifted rows sent"),
+    )
     burst_accuracy = timeline.accuracy_between(line.snapshot().traffic, shift_at, say.elapsed())
     say.say(
         f"sent {SHIFT_BURST_ROWS} shifted rows with their labels; {record.first_model.name} "

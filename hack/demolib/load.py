@@ -87,11 +87,17 @@ class TrafficSender:
         self.stats.feedback_refused += 0 if taken else 1
         return answer
 
-    def burst(self, rows: int, batch_size: int = 100) -> None:
-        """Send `rows` shifted rows as fast as one connection at a time goes (caller's thread)."""
-        for _ in range(0, rows, batch_size):
+    def burst(
+        self, rows: int, batch_size: int = 100, progress: Callable[[int], None] | None = None
+    ) -> None:
+        """Send `rows` shifted rows as fast as one connection at a time goes (caller's thread);
+        `progress` hears the rows sent every 2000."""
+        for start in range(0, rows, batch_size):
             self._burst_seed += 1
             self.send(draw(batch_size, shifted=True, seed=self._burst_seed), shifted=True)
+            sent = start + batch_size
+            if progress and sent % 2000 == 0 and sent < rows:
+                progress(sent)
 
     def _run(self) -> None:
         while not self._stop.is_set():
