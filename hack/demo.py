@@ -55,10 +55,12 @@ DATA_FOLDER = "pvc://kubeloop-artifacts/demo/iris-data/"
 ISVC = "iris"
 DATASET = "iris"
 FIRST_JOB = "iris-rf"
-# Traffic: a few labelled base rows first, then the shift: a burst that dominates the captured
-# data (so the retrained model's reference looks like the traffic it will see), then a steady flow.
+# Traffic: base rows first (answers checked against their labels by the client, no feedback, so
+# they add nothing to the data), then the shift: a labelled burst that dominates the captured data
+# (the retrained model's reference then looks like the traffic it will serve: 150 base rows are 5%
+# of it, too few for a KS test on 200 inputs to see), then a steady labelled flow.
 BASE_SECONDS = 8.0
-SHIFT_BURST_ROWS = 8000
+SHIFT_BURST_ROWS = 3000
 STEADY_BATCH = 50
 
 
@@ -264,6 +266,8 @@ def seed_base_data(say: Narrator, cluster: Cluster) -> None:
         return None, f"active {status.get('active') or 0} (writes {DATA_FOLDER}base.csv)"
 
     wait_or_fail(say, f"job/{name}", probe, timeout=180, kind="Job", name=name, cluster=cluster)
+    # Its finished Pod would hold the claim (pvc-protection) when `make demo-down` deletes it.
+    cluster.kubectl("-n", NAMESPACE, "delete", "job", name, "--cascade=foreground", "--wait")
     say.say(f"base data: 150 iris rows at {DATA_FOLDER}base.csv", took=time.monotonic() - began)
 
 
@@ -296,6 +300,13 @@ def wait_or_fail(
 
 
 # --- the loop ---------------------------------------------------------------------------------
+
+
+def at_resource_time(say: Narrator, moment: datetime | None) -> float:
+    """A resource's timestamp on the demo's clock (seconds since it started); now when None."""
+    if moment is None:
+        return say.elapsed()
+    return say.elapsed() - (datetime.now(UTC) - moment).total_seconds()
 
 
 def phase(resource: dict[str, Any] | None) -> str | None:
@@ -549,6 +560,9 @@ def first_prediction(say: Narrator, base_url: str) -> None:
 
 
 def run_demo(say: Narrator, target: Target, cluster: Cluster, record: summary.DemoRecord) -> None:
+    # The traffic's iris rows come from scikit-learn, whose import takes seconds on a busy
+    # machine: load them while the cluster work goes on, not in the middle of the story.
+    threading.Thread(target=traffic.iris_rows, daemon=True).start()
     install(say, target, cluster)
     pipeline = PIPELINE.read_text()
     spec = {d["kind"]: d for d in yaml.safe_load_all(pipeline) if d}["InferenceService"]["spec"]
@@ -609,7 +623,7 @@ def run_demo(say: Narrator, target: Target, cluster: Cluster, record: summary.De
     sampler.start()
     sender.start()
     try:
-        run_loop(say, cluster, record, line, sender, min_samples=min_samples)
+        run_loop(say, cluster, record, line, sender, min_samples=min_samples, threshold=threshold)
         first_job = cluster.get("TrainingJob", NAMESPACE, FIRST_JOB) or {}
         created, milestones = steps.trainingjob_to_serving(
             isvc=cluster.get("InferenceService", NAMESPACE, ISVC) or {},
@@ -645,6 +659,7 @@ def run_loop(
     sender: TrafficSender,
     *,
     min_samples: int,
+    threshold: float,
 ) -> None:
     assert record.first_model is not None
     say.say(f"sending base traffic with feedback labels for {BASE_SECONDS:.0f} s (20 rows/s)")
@@ -669,17 +684,7 @@ def run_loop(
         f"+{traffic.PETAL_WIDTH_SHIFT:g} cm, labels = the flowers' species; a burst of "
         f"{SHIFT_BURST_ROWS} rows, then {STEADY_BATCH * 2} rows/s"
     )
-    began = time.monotonic()
-    sender.burst(
-        SHIFT_BURST_ROWS,
-        progress=lambda rows: say.say(f"  … {rows} of {SHIFT_BURST_ROWS} shifted rows sent"),
-    )
-    burst_accuracy = timeline.accuracy_between(line.snapshot().traffic, shift_at, say.elapsed())
-    say.say(
-        f"sent {SHIFT_BURST_ROWS} shifted rows with their labels; {record.first_model.name} "
-        f"got {summary.percent(burst_accuracy)} of them right",
-        took=time.monotonic() - began,
-    )
+    burst = sender.burst(SHIFT_BURST_ROWS)
 
     def drift_probe() -> tuple[dict[str, Any] | None, str]:
         isvc = cluster.get("InferenceService", NAMESPACE, ISVC)
@@ -688,7 +693,8 @@ def run_loop(
             return drift, "detected"
         return None, (
             f"score {summary.number(drift.get('score'))}, samples {drift.get('samples')}, "
-            f"accuracy {summary.number(drift.get('accuracy'))}, checked {drift.get('checkedAt')}"
+            f"checked {drift.get('checkedAt')}; burst {sender.burst_sent}/{SHIFT_BURST_ROWS} "
+            "rows sent"
         )
 
     drift = wait_or_fail(
@@ -700,7 +706,11 @@ def run_loop(
         name=ISVC,
         cluster=cluster,
     )
-    line.mark(say.elapsed(), "drift detected")
+    detected_isvc = cluster.get("InferenceService", NAMESPACE, ISVC)
+    line.mark(
+        at_resource_time(say, steps.condition_time(detected_isvc or {}, "DriftDetected")),
+        "drift detected",
+    )
     record.drift_features = list(drift.get("driftedFeatures") or [])
     record.drift_score = drift.get("score")
     say.say(
@@ -727,8 +737,14 @@ def run_loop(
         cluster=cluster,
     )
     retrain_job = str(last["trainingJob"])
-    line.mark(say.elapsed(), "retrain")
+    line.mark(at_resource_time(say, steps.parse_time(last.get("at"))), "retrain")
     say.say(f"retraining started: trainingjob/{retrain_job} ({last.get('reason') or 'drift'})")
+    burst.join(timeout=120)
+    burst_accuracy = timeline.accuracy_between(line.snapshot().traffic, shift_at, say.elapsed())
+    say.say(
+        f"the burst: {sender.burst_sent} shifted rows sent with their labels; "
+        f"{record.first_model.name} got {summary.percent(burst_accuracy)} of them right"
+    )
 
     began = time.monotonic()
 
@@ -777,7 +793,11 @@ def run_loop(
     job = wait_training(say, cluster, retrain_job, timeout=600)
     record.retrained = training_facts(job)
     record.comparison = comparison_of(cluster, job)
-    line.mark(say.elapsed(), f"{record.retrained.name} registered")
+    registered = cluster.get("ModelVersion", NAMESPACE, record.retrained.name) or {}
+    line.mark(
+        at_resource_time(say, steps.parse_time(registered["metadata"].get("creationTimestamp"))),
+        f"{record.retrained.name} registered",
+    )
     say.say(
         f"trainingjob {retrain_job}: registered {record.retrained.name}; "
         f"{summary.comparison_line(record.comparison)}",
@@ -789,8 +809,7 @@ def run_loop(
     before = cluster.get("InferenceService", NAMESPACE, ISVC) or {}
     old_color = (before.get("status") or {}).get("activeColor")
     isvc = wait_serving(say, cluster, record.retrained.name, timeout=300, narrate=True)
-    switch_at = say.elapsed()
-    line.mark(switch_at, "switch")
+    line.mark(at_resource_time(say, steps.promoted_at(isvc, record.retrained.name)), "switch")
     say.say(
         f"blue-green switch: the active Service moved {old_color} → "
         f"{isvc['status'].get('activeColor')}; {record.retrained.name} serves",
@@ -812,7 +831,8 @@ def run_loop(
         now = cluster.get("InferenceService", NAMESPACE, ISVC)
         drift = ((now or {}).get("status") or {}).get("drift") or {}
         judged = (drift.get("samples") or 0) >= min_samples and drift.get("score") is not None
-        if judged and not drift.get("detected"):
+        clean = judged and float(drift["score"]) < threshold
+        if clean and not drift.get("detected"):
             return drift, "cleared"
         return None, (
             f"detected {drift.get('detected')}, score {summary.number(drift.get('score'))}, "
@@ -905,30 +925,66 @@ def down() -> int:
     cluster = Cluster(target.kubeconfig, target.path)
     namespace = state.get("namespace", NAMESPACE)
     kinds = ",".join(f"{plural}.kubeloop.dev" for plural in PLURALS.values())
-    for argv in (
-        # The resources first, while the operator still runs to release its finalizers.
-        [
-            "kubectl",
-            "-n",
-            namespace,
-            "delete",
-            kinds,
-            "--all",
-            "--ignore-not-found",
-            "--wait",
-            "--timeout=90s",
-        ],
-        ["helm", "uninstall", RELEASE, "--namespace", namespace, "--wait", "--ignore-not-found"],
-        [
-            "kubectl",
-            "delete",
-            "namespace",
-            namespace,
-            "--ignore-not-found",
-            "--wait",
-            "--timeout=120s",
-        ],
+    for text, argv in (
+        # The resources first, while the operator still runs to release its finalizers; then
+        # the demo's own Jobs, whose Pods would hold the artifact claim.
+        (
+            "deleting the demo's Kubeloop resources",
+            [
+                "kubectl",
+                "-n",
+                namespace,
+                "delete",
+                kinds,
+                "--all",
+                "--ignore-not-found",
+                "--wait",
+                "--timeout=90s",
+            ],
+        ),
+        (
+            "deleting the demo's Jobs",
+            [
+                "kubectl",
+                "-n",
+                namespace,
+                "delete",
+                "jobs",
+                "-l",
+                "app.kubernetes.io/part-of=kubeloop-demo",
+                "--cascade=foreground",
+                "--ignore-not-found",
+                "--wait",
+                "--timeout=60s",
+            ],
+        ),
+        (
+            f"helm uninstall {RELEASE}",
+            [
+                "helm",
+                "uninstall",
+                RELEASE,
+                "--namespace",
+                namespace,
+                "--wait",
+                "--timeout=2m",
+                "--ignore-not-found",
+            ],
+        ),
+        (
+            f"deleting namespace {namespace}",
+            [
+                "kubectl",
+                "delete",
+                "namespace",
+                namespace,
+                "--ignore-not-found",
+                "--wait",
+                "--timeout=120s",
+            ],
+        ),
     ):
+        say.say(f"{text} …")
         try:
             cluster.run(argv)
         except CommandError as error:

@@ -37,12 +37,17 @@ def predict(http: httpx.Client, base_url: str, records: list[dict[str, float]]) 
     )
 
 
-def send_round(base_url: str, batch: Batch, timeout: float = 5.0) -> tuple[Answer, bool]:
-    """Predict `batch` and feed its labels back on the same connection; (answer, feedback taken)."""
+def send_round(
+    base_url: str, batch: Batch, timeout: float = 5.0, *, feedback: bool = True
+) -> tuple[Answer, bool]:
+    """Predict `batch` and, with `feedback`, feed its labels back on the same connection;
+    (answer, feedback taken)."""
     with httpx.Client(timeout=timeout, headers={"connection": "keep-alive"}) as http:
         answer = predict(http, base_url, batch.records)
-        feedback = [{"id": i, "label": y} for i, y in zip(answer.ids, batch.labels, strict=True)]
-        taken = http.post(f"{base_url}/feedback", json=feedback).status_code < 300
+        if not feedback:
+            return answer, True
+        labels = [{"id": i, "label": y} for i, y in zip(answer.ids, batch.labels, strict=True)]
+        taken = http.post(f"{base_url}/feedback", json=labels).status_code < 300
     return answer, taken
 
 
@@ -65,7 +70,12 @@ class TrafficSender:
     batch_size: int = 10
     rounds_per_second: float = 2.0
     shifted: bool = False
+    # Labels go back as feedback only for shifted rows: labelled captures become training rows,
+    # and the retrained model's reference should be dominated by the new data it will serve.
+    feedback_base: bool = False
     stats: TrafficStats = field(default_factory=TrafficStats)
+    burst_sent: int = 0
+    _idle: threading.Event = field(default_factory=threading.Event)  # set: steady flow paused
     _seed: int = 1000
     _burst_seed: int = 1_000_000
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -73,7 +83,7 @@ class TrafficSender:
 
     def send(self, batch: Batch, shifted: bool) -> Answer | None:
         try:
-            answer, taken = send_round(self.base_url, batch)
+            answer, taken = send_round(self.base_url, batch, feedback=shifted or self.feedback_base)
         except (httpx.HTTPError, ValueError) as error:
             self.stats.failed_rounds += 1
             self.stats.last_error = f"{type(error).__name__}: {error}"
@@ -87,20 +97,43 @@ class TrafficSender:
         self.stats.feedback_refused += 0 if taken else 1
         return answer
 
-    def burst(
-        self, rows: int, batch_size: int = 100, progress: Callable[[int], None] | None = None
-    ) -> None:
-        """Send `rows` shifted rows as fast as one connection at a time goes (caller's thread);
-        `progress` hears the rows sent every 2000."""
-        for start in range(0, rows, batch_size):
-            self._burst_seed += 1
-            self.send(draw(batch_size, shifted=True, seed=self._burst_seed), shifted=True)
-            sent = start + batch_size
-            if progress and sent % 2000 == 0 and sent < rows:
-                progress(sent)
+    def burst(self, rows: int, batch_size: int = 50, workers: int = 2) -> threading.Thread:
+        """Send `rows` shifted rows on `workers` connections at once, as fast as they go, while
+        the steady flow pauses (so the server's window never evicts a batch before its
+        feedback). Returns the thread that runs it; `burst_sent` counts the rows sent."""
+        lock = threading.Lock()
+        rounds = list(range(0, rows, batch_size))
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    if not rounds:
+                        return
+                    rounds.pop()
+                    self._burst_seed += 1
+                    seed = self._burst_seed
+                self.send(draw(batch_size, shifted=True, seed=seed), shifted=True)
+                with lock:
+                    self.burst_sent += batch_size
+
+        def run() -> None:
+            self._idle.set()
+            threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            self._idle.clear()
+
+        thread = threading.Thread(target=run, name="demo-burst", daemon=True)
+        thread.start()
+        return thread
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._idle.is_set():
+                self._stop.wait(0.1)
+                continue
             began = time.monotonic()
             self._seed += 1
             shifted = self.shifted

@@ -14,7 +14,10 @@ import os, sys
 from sklearn.datasets import load_iris
 folder = sys.argv[1]
 os.makedirs(os.path.join(folder, "captures"), exist_ok=True)
-frame = load_iris(as_frame=True).frame
+data = load_iris(as_frame=True)
+frame = data.frame
+# The species by name: the model's classes, its answers and the feedback labels read as words.
+frame["target"] = data.target_names[data.target]
 temporary = os.path.join(folder, ".base.csv.tmp")
 frame.to_csv(temporary, index=False)
 os.replace(temporary, os.path.join(folder, "base.csv"))

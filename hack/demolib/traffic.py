@@ -50,11 +50,13 @@ def iris_rows() -> tuple[tuple[tuple[float, ...], ...], tuple[int, ...]]:
 
 
 def iris_csv() -> str:
-    """The base data as CSV, with the column names the Dataset schema expects."""
+    """The base data as CSV, with the column names the Dataset schema expects and the species
+    by name (what the demo's seed Job writes)."""
     rows, targets = iris_rows()
     lines = [",".join([*(f'"{f}"' for f in FEATURES), TARGET])]
     lines += [
-        ",".join([*(f"{v:g}" for v in row), str(t)]) for row, t in zip(rows, targets, strict=True)
+        ",".join([*(f"{v:g}" for v in row), label_for(t)])
+        for row, t in zip(rows, targets, strict=True)
     ]
     return "\n".join(lines) + "\n"
 

@@ -37,7 +37,9 @@ def test_the_seed_script_writes_base_csv_atomically(tmp_path: Path) -> None:
     folder = tmp_path / "iris"
     subprocess.run([sys.executable, "-c", manifests.SEED_SCRIPT, str(folder)], check=True)
     assert (folder / "captures").is_dir()
-    assert (folder / "base.csv").read_text().count("\n") == 151
+    text = (folder / "base.csv").read_text()
+    assert text.count("\n") == 151
+    assert text.splitlines()[1].endswith(",setosa")
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
 
 

@@ -44,7 +44,7 @@ def test_the_base_csv_has_the_iris_rows_and_the_dataset_columns() -> None:
     frame = pd.read_csv(io.StringIO(traffic.iris_csv()))
     assert list(frame.columns) == [*traffic.FEATURES, traffic.TARGET]
     assert len(frame) == 150
-    assert sorted(frame[traffic.TARGET].unique()) == [0, 1, 2]
+    assert sorted(frame[traffic.TARGET].unique()) == list(traffic.SPECIES)
 
 
 def test_a_model_of_the_base_data_fails_on_shifted_rows_and_a_retrained_one_does_not() -> None:
