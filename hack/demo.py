@@ -710,10 +710,8 @@ def run_loop(
         cluster=cluster,
     )
     detected_isvc = cluster.get("InferenceService", NAMESPACE, ISVC)
-    line.mark(
-        at_resource_time(say, steps.condition_time(detected_isvc or {}, "DriftDetected")),
-        "drift detected",
-    )
+    detected_at = steps.condition_time(detected_isvc or {}, "DriftDetected")
+    line.mark(at_resource_time(say, detected_at), "drift detected")
     record.drift_features = list(drift.get("driftedFeatures") or [])
     record.drift_score = drift.get("score")
     say.say(
@@ -881,6 +879,7 @@ def run_loop(
         training_job=job_now,
         model_version=version_now,
         serving_seen=serving_seen,
+        detected=detected_at,
     )
     record.loop_lines.append(
         steps.format_spans("drift → new version serving", injected, milestones)

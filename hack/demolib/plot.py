@@ -41,7 +41,7 @@ def write_timeline_png(timeline: Timeline, path: Path, *, threshold: float | Non
 
     accuracy = rolling_accuracy(timeline.traffic, ACCURACY_WINDOW_SECONDS)
     middle.plot([t for t, _ in accuracy], [a for _, a in accuracy], color="tab:blue")
-    middle.set_ylabel(f"feedback accuracy\n(last {ACCURACY_WINDOW_SECONDS:g} s)")
+    middle.set_ylabel(f"answers right\n(last {ACCURACY_WINDOW_SECONDS:g} s)")
     middle.set_ylim(-0.05, 1.05)
 
     steps = serving_steps(timeline.traffic)

