@@ -881,6 +881,7 @@ def run_loop(
         serving_seen=serving_seen,
         detected=detected_at,
     )
+    record.drift_to_serving_seconds = steps.total_seconds(injected, milestones)
     record.loop_lines.append(
         steps.format_spans("drift → new version serving", injected, milestones)
     )

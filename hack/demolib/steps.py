@@ -82,6 +82,16 @@ def version_observed_at(dataset: Mapping[str, Any], version: str) -> datetime | 
     return None
 
 
+def data_checked_at(dataset: Mapping[str, Any], version: str, after: datetime) -> datetime | None:
+    """When the Dataset's refresh for a retrain ended: the new version's observedAt, or, when
+    the refresh found the old version again (no new data), its lastCheckedAt."""
+    observed = version_observed_at(dataset, version)
+    if observed is not None and observed >= after:
+        return observed
+    checked = parse_time(dataset.get("status", {}).get("lastCheckedAt"))
+    return checked if checked is not None and checked >= after else observed
+
+
 def promoted_at(isvc: Mapping[str, Any], model_version: str) -> datetime | None:
     """When the active Service switched to `model_version` (status.promotions, newest first)."""
     for promotion in isvc.get("status", {}).get("promotions") or []:
@@ -109,7 +119,9 @@ def drift_to_serving(
     retrain_at = parse_time(isvc.get("status", {}).get("lastRetrain", {}).get("at"))
     return [
         Milestone("detect", detected or retrain_at),
-        Milestone("profile", version_observed_at(dataset, tj_status.get("datasetVersion", ""))),
+        Milestone(
+            "profile", data_checked_at(dataset, tj_status.get("datasetVersion", ""), injected)
+        ),
         Milestone("train", parse_time(tj_status.get("completionTime"))),
         Milestone(
             "register", parse_time(model_version.get("metadata", {}).get("creationTimestamp"))

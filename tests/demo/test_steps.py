@@ -117,3 +117,13 @@ def test_trainingjob_to_serving_starts_at_the_trainingjobs_creation() -> None:
     assert created == T0 + timedelta(seconds=13)
     assert [m.step for m in milestones] == ["start", "train", "register", "roll out", "switch"]
     assert steps.promoted_at(r["isvc"], "iris-v9") is None
+
+
+def test_profile_ends_at_the_refresh_check_when_the_data_did_not_change() -> None:
+    r = resources()
+    r["tj"]["status"]["datasetVersion"] = "sha256:old"
+    r["dataset"]["status"]["lastCheckedAt"] = at(17)
+    assert steps.data_checked_at(r["dataset"], "sha256:old", T0) == T0 + timedelta(seconds=17)
+    assert steps.data_checked_at(r["dataset"], "sha256:new", T0) == T0 + timedelta(seconds=18)
+    del r["dataset"]["status"]["lastCheckedAt"]
+    assert steps.data_checked_at(r["dataset"], "sha256:old", T0) == T0 - timedelta(seconds=100)
