@@ -37,7 +37,7 @@ def write_timeline_png(timeline: Timeline, path: Path, *, threshold: float | Non
         top.axhline(threshold, color="tab:red", linestyle=":", linewidth=1, label="threshold")
     top.set_ylabel("share of drifted\nfeatures")
     top.set_ylim(-0.05, 1.05)
-    top.legend(loc="upper left", fontsize=8)
+    top.legend(loc="lower right", fontsize=8)
 
     accuracy = rolling_accuracy(timeline.traffic, ACCURACY_WINDOW_SECONDS)
     middle.plot([t for t, _ in accuracy], [a for _, a in accuracy], color="tab:blue")
@@ -57,10 +57,16 @@ def write_timeline_png(timeline: Timeline, path: Path, *, threshold: float | Non
     for axis in (top, middle, bottom):
         for mark in timeline.marks:
             axis.axvline(mark.t, color="grey", linestyle="--", linewidth=0.8)
-    for mark in timeline.marks:
+    previous: float | None = None
+    height = 1.0
+    for mark in sorted(timeline.marks, key=lambda m: m.t):
+        # Marks a few seconds apart would print over each other: step the second one down.
+        crowded = previous is not None and mark.t - previous < 3.0
+        height = 0.55 if crowded and height == 1.0 else 1.0
+        previous = mark.t
         top.annotate(
             mark.label,
-            (mark.t, 1.0),
+            (mark.t, height),
             rotation=90,
             fontsize=7,
             va="top",
