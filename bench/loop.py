@@ -15,9 +15,8 @@ times) and the client's clock:
 
 Target (issue 10): drift → new version serving in under 60 s with the demo's settings. Exit code 0
 on PASS, 1 on FAIL, 2 when the loop did not complete or did not close (no new data version). The
-namespace and release are removed
-afterwards unless --keep; a cluster is never started or stopped here (start it first:
-`hack/devcluster.py up`, or point KUBECONFIG at one with the images loaded).
+namespace and release are removed afterwards unless --keep; a cluster is never started or stopped
+here (start it first: `hack/devcluster.py up`, or point KUBECONFIG at one with the images loaded).
 """
 
 from __future__ import annotations
