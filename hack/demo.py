@@ -139,7 +139,7 @@ def resolve_target(say: Narrator, *, start: bool) -> Target:
             raise DemoError("the dev cluster is not running")
         say.say("starting the local cluster (hack/devcluster.py up: plane, containerd, kubelet)")
         began = time.monotonic()
-        run_logged([*DEVCLUSTER, "up"], "devcluster-up")
+        run_logged([*DEVCLUSTER, "up"], "devcluster-up", show=True)
         started = True
         say.say("cluster up", took=time.monotonic() - began)
     else:
@@ -158,7 +158,7 @@ def load_images(say: Narrator) -> None:
     script = REPO / "hack" / "images.sh"
     argv = ["bash", str(script), "load"] if script.exists() else [*DEVCLUSTER, "load"]
     try:
-        run_logged([*argv, RUNTIME_IMAGE, OPERATOR_IMAGE], "load-images")
+        run_logged([*argv, RUNTIME_IMAGE, OPERATOR_IMAGE], "load-images", show=True)
     except DemoError as error:
         # The node may have them from an earlier run; if not, the operator's Pod reports
         # ErrImageNeverPull and the wait for it says so.
@@ -500,8 +500,12 @@ def comparison_of(cluster: Cluster, job: dict[str, Any]) -> summary.Comparison |
     reports it there, else from its Pod's termination message (train's result)."""
     status = job.get("status") or {}
     found = summary.comparison_from(status.get("comparison") and status)
-    if found is None and status.get("jobName"):
+    for _ in range(3):  # the Pod's status may lag the TrainingJob's by a moment
+        if found is not None or not status.get("jobName"):
+            break
         found = summary.comparison_from(cluster.termination_message(NAMESPACE, status["jobName"]))
+        if found is None:
+            time.sleep(1)
     return found
 
 
@@ -999,7 +1003,7 @@ def down() -> int:
             say.say(f"{error}")
     say.say(f"removed the demo's resources, release {RELEASE} and namespace {namespace}")
     if state.get("started_cluster") and target.devcluster:
-        run_logged([*DEVCLUSTER, "down"], "devcluster-down")
+        run_logged([*DEVCLUSTER, "down"], "devcluster-down", show=True)
         say.say("stopped the local cluster the demo had started (hack/devcluster.py down)")
     STATE.unlink(missing_ok=True)
     return 0
