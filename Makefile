@@ -7,8 +7,8 @@ PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.kubeloop-installed
 
-.PHONY: help setup tools images images-load images-down test test-unit lint crds demo \
-	cluster-up cluster-down cluster-status deploy undeploy kind-up kind-load kind-down
+.PHONY: help setup tools images images-load images-down test test-unit lint crds demo demo-down cluster-up cluster-down cluster-status \
+	deploy undeploy kind-up kind-load kind-down
 
 # `make deploy`: the chart with the locally built images, into the cluster $KUBECONFIG names, or,
 # when it is unset, the local cluster of hack/devcluster.py (KUBELOOP_CACHE picks which one; the
@@ -31,7 +31,8 @@ CLUSTER_ENV = given="$$KUBECONFIG"; eval "$$(python3 hack/devcluster.py env)"; \
 	export KUBECONFIG="$${given:-$$KUBECONFIG}"; echo "cluster: $$KUBECONFIG"
 
 help:
-	@echo "make demo          run the whole loop on the local control plane"
+	@echo "make demo          the whole loop on a real local cluster, narrated (~3 min warm)"
+	@echo "make demo-down     remove what make demo started"
 	@echo "make test          set up, lint, run every test (starts the local cluster)"
 	@echo "make test-unit     only the tests that need no cluster"
 	@echo "make cluster-up    start (or reuse) the local single-node cluster; cluster-down stops it"
@@ -76,8 +77,12 @@ test-unit: setup
 crds: setup
 	$(PYTHON) -m kubeloop.crdgen
 
-demo: setup tools
-	@bash hack/demo.sh
+# The demo drives the cluster from this checkout's virtualenv: `images` builds what the node runs.
+demo: setup tools images
+	$(PYTHON) hack/demo.py up
+
+demo-down:
+	@if [ -x $(PYTHON) ]; then $(PYTHON) hack/demo.py down; else echo "nothing to remove: no $(VENV)"; fi
 
 cluster-up: setup tools
 	$(PYTHON) hack/devcluster.py up
