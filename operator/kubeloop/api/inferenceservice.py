@@ -21,7 +21,7 @@ from kubeloop.api.base import (
 from kubeloop.api.conditions import Conditions, ObservedGeneration
 from kubeloop.api.modelversion import Alias, Stage
 from kubeloop.api.resources import ResourceRequirements
-from kubeloop.api.scalars import DNS_LABEL_PATTERN, Duration, ModelName, ObjectName, StorageUri
+from kubeloop.api.scalars import Duration, ModelName, ObjectName, StorageUri
 from kubeloop.api.trainingjob import TrainingJobSpec
 
 Color = Literal["blue", "green"]
