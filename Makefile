@@ -11,9 +11,9 @@ STAMP := $(VENV)/.kubeloop-installed
 
 help:
 	@echo "make demo          run the whole loop on the local control plane"
-	@echo "make test          set up, lint, run every test (starts the local control plane)"
+	@echo "make test          set up, lint, run every test (starts the local cluster)"
 	@echo "make test-unit     only the tests that need no cluster"
-	@echo "make cluster-up    start (or reuse) the local control plane; cluster-down stops it"
+	@echo "make cluster-up    start (or reuse) the local single-node cluster; cluster-down stops it"
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || $(BASE_PYTHON) -m venv $(VENV)

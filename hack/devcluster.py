@@ -180,6 +180,14 @@ class DevClusterError(RuntimeError):
 def ensure_pki(pki: Path) -> None:
     """Create the CA, the serving and client certificates and the service-account key, each once:
     a folder made by an older version gains only what it lacks, and keeps its CA."""
+    wanted_ips = ["127.0.0.1", "::1", SERVICE_IP, devnode.GATEWAY]
+    # The serving certificate's addresses, recorded when it is issued: the common case (nothing
+    # to issue) then needs no `cryptography`, as before the node existed.
+    sans_record = pki / "apiserver.ips"
+    files = ["ca.crt", "ca.key", "apiserver.crt", "sa.key", *(f"{c}.crt" for c in CLIENTS)]
+    complete = all((pki / f).exists() for f in (*files, "apiserver.ips"))
+    if complete and sans_record.read_text().split() == wanted_ips:
+        return
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -262,7 +270,7 @@ def ensure_pki(pki: Path) -> None:
 
     dns = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
     dns.append(f"kubernetes.default.svc.{devnode.CLUSTER_DOMAIN}")
-    ips = [ipaddress.ip_address(i) for i in ("127.0.0.1", "::1", SERVICE_IP, devnode.GATEWAY)]
+    ips = [ipaddress.ip_address(i) for i in wanted_ips]
     if not _names_ips(pki / "apiserver.crt", ips):
         issue(
             "apiserver",
@@ -270,6 +278,7 @@ def ensure_pki(pki: Path) -> None:
             ExtendedKeyUsageOID.SERVER_AUTH,
             [x509.DNSName(d) for d in dns] + [x509.IPAddress(i) for i in ips],
         )
+    sans_record.write_text(" ".join(wanted_ips) + "\n")
     for file, (user, group) in CLIENTS.items():
         if not (pki / f"{file}.crt").exists():
             issue(file, name(user, group), ExtendedKeyUsageOID.CLIENT_AUTH, [])
@@ -615,6 +624,17 @@ def stop(layout: Layout, components: Sequence[str], quiet: bool) -> None:
 # --- health ---------------------------------------------------------------------------------
 
 
+def open_direct(
+    request: urllib.request.Request | str, timeout: float, context: ssl.SSLContext | None = None
+) -> Any:
+    """urlopen that never goes through a proxy from the environment: every address we talk to is
+    on this machine (loopback, or the node's gateway)."""
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    return urllib.request.build_opener(*handlers).open(request, timeout=timeout)
+
+
 @functools.cache
 def _admin_ssl(layout: Layout) -> ssl.SSLContext:
     # Built once per cluster: the readiness loops poll every 100 ms.
@@ -637,9 +657,7 @@ def api_request(
     if data is not None:
         request.add_header("Content-Type", content_type)
     try:
-        with urllib.request.urlopen(
-            request, context=_admin_ssl(layout), timeout=timeout
-        ) as response:
+        with open_direct(request, timeout, _admin_ssl(layout)) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -688,7 +706,7 @@ def apply(layout: Layout, objects: Sequence[dict[str, Any]]) -> None:
 def etcd_healthy(layout: Layout) -> bool:
     try:
         url = f"http://127.0.0.1:{layout.etcd_port}/health"
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with open_direct(url, timeout=1) as response:
             return bool(json.loads(response.read()).get("health") == "true")
     except (OSError, ValueError):
         return False
@@ -709,7 +727,7 @@ def controllers_ready(layout: Layout) -> bool:
 def http_ok(url: str, insecure: bool = False) -> bool:
     context = ssl._create_unverified_context() if insecure else None
     try:
-        with urllib.request.urlopen(url, timeout=1, context=context) as response:
+        with open_direct(url, timeout=1, context=context) as response:
             return bool(response.status == 200)
     except (OSError, ssl.SSLError):
         return False
@@ -921,8 +939,34 @@ def node_prerequisites() -> list[str]:
     return problems
 
 
+# Node components that keep no state of their own: one that died is restarted alone, without
+# draining the node (the others, containerd and kubelet above all, restart the whole cluster).
+RESTARTABLE = ("kube-scheduler", "kube-proxy", "coredns", "local-path-provisioner")
+
+
+def heal(layout: Layout) -> bool:
+    """Restart the stateless node components that are not running, if everything else is
+    healthy; whether the cluster is up afterwards."""
+    ports = read_ports(layout)
+    if not layout.node or ports is None:
+        return False
+    dead = [c for c in layout.components if running_pid(layout, c) is None]
+    if not dead or not set(dead) <= set(RESTARTABLE):
+        return False
+    checks = node_checks(layout, ports)
+    if not (apiserver_ready(layout) and checks["kubelet"][1]()):
+        return False
+    argv = command_lines(layout, ports)
+    for component in dead:
+        process = start(layout, component, argv[component])
+        what, check = checks[component]
+        wait_until(what, check, 60, layout, component, process)
+        print(f"restarted {component}")
+    return is_up(layout)
+
+
 def up(layout: Layout) -> None:
-    if is_up(layout):
+    if is_up(layout) or heal(layout):
         print(f"devcluster already running: {layout.kubeconfig}")
         return
     if not layout.node:
@@ -989,11 +1033,14 @@ def start_node(
     wait_until(what, check, 30, layout, "containerd", processes["containerd"])
     import_node_images(layout)
     hostnet.save_sysctls(node.node / "sysctl-before.json")
+    began = time.monotonic()
     for component in NODE[1:]:
         processes[component] = start(layout, component, argv[component])
     for component in NODE:
         what, check = checks[component]
         wait_until(what, check, 60, layout, component, processes[component])
+        if component == "kubelet":
+            print(f"node {devnode.NODE_NAME} Ready {time.monotonic() - began:.1f}s after kubelet")
 
 
 def drain(layout: Layout, timeout: float = 60) -> None:
@@ -1054,11 +1101,23 @@ def down_node(layout: Layout, quiet: bool) -> None:
         print("another node runs on this machine: left the bridge and iptables alone")
 
 
+def rss_mb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
 def status(layout: Layout) -> bool:
     healthy = True
+    memory = 0
     for component in PLANE:
         pid = running_pid(layout, component)
         healthy &= pid is not None
+        memory += rss_mb(pid) if pid else 0
         print(f"{component:25} {'running, pid ' + str(pid) if pid else 'stopped'}")
     ready = apiserver_ready(layout)
     healthy &= ready
@@ -1071,8 +1130,10 @@ def status(layout: Layout) -> bool:
             what, check = checks.get(component, ("health", lambda: False))
             ok = pid is not None and ready and check()
             healthy &= ok
+            memory += rss_mb(pid) if pid else 0
             state = f"running, pid {pid}, " if pid else "stopped, "
             print(f"{component:25} {state}{what}: {'ok' if ok else 'not ok'}")
+    print(f"{'memory (RSS, all)':25} {memory} MB")
     print(f"{'kubeconfig':25} {layout.kubeconfig}")
     return healthy
 

@@ -94,11 +94,25 @@ def other_nodes(ours: Path) -> dict[Path, int]:
     return found
 
 
+# The programs a node of ours runs; a stray one is killed only if it names our folder.
+NODE_PROGRAMS = frozenset(
+    {
+        "containerd",
+        "containerd-shim-runc-v2",
+        "kubelet",
+        "kube-proxy",
+        "kube-scheduler",
+        "coredns",
+        "local-path-provisioner",
+    }
+)
+
+
 def stray_processes(node: devnode.NodeLayout) -> list[Process]:
-    """Processes a killed run left that still use our folder: containerd shims (they outlive
-    containerd by design) and anything started with our files in its arguments."""
-    marker = str(node.node)
-    return [p for p in processes() if p.pid != os.getpid() and any(marker in a for a in p.argv)]
+    """Processes of ours a killed run left that still use our folder: containerd shims above all
+    (they outlive containerd by design)."""
+    marker = str(node.root)
+    return [p for p in processes() if p.name in NODE_PROGRAMS and any(marker in a for a in p.argv)]
 
 
 def kill_containers(node: devnode.NodeLayout) -> None:

@@ -407,6 +407,7 @@ def render_reference(info: KindInfo) -> str:
         + ", ".join(f"`{name}`" for name in info.short_names)
         + f"; category `{CATEGORY}` (`kubectl get {CATEGORY}`)",
         "- Status subresource: yes",
+        f"- What the operator does with it: [notes/{info.singular}.md](notes/{info.singular}.md)",
         "",
         "## Columns of `kubectl get`",
         "",

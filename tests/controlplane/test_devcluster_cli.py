@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import devcluster
+import hostnet
 from support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,3 +113,18 @@ def test_command_lines_stay_on_loopback() -> None:
             if "://" in arg or "address" in arg:
                 assert "0.0.0.0" not in arg, f"{component}: {arg}"
                 assert "10.244." not in arg, f"{component}: {arg}"
+
+
+@pytest.mark.cluster
+@needs_local_binaries
+def test_a_second_node_is_refused_while_one_runs(tmp_path: Path) -> None:
+    running = hostnet.other_nodes(tmp_path)
+    if not running:
+        pytest.skip("no node of ours is running on this machine")
+    env = {**os.environ, "KUBELOOP_DEVCLUSTER_DIR": str(tmp_path / "second")}
+    env.pop("KUBELOOP_DEVCLUSTER_NODE", None)
+    refused = run(["up"], env)
+    assert refused.returncode == 1
+    folder = next(iter(running))
+    assert f"another devcluster node is running from {folder}" in refused.stderr
+    assert hostnet.other_nodes(tmp_path) == running  # the running node was not touched

@@ -40,3 +40,18 @@ def test_a_cni_veth_is_told_from_dockers() -> None:
     assert hostnet._is_cni_veth("veth04dc23ff")
     assert not hostnet._is_cni_veth("veth1a2b3c4")  # Docker's: seven hex digits
     assert not hostnet._is_cni_veth("eth0")
+
+
+def test_a_node_of_ours_is_recognised_by_its_kubelet_or_containerd_and_nothing_else() -> None:
+    kubelet = hostnet.Process(1, ["/c/bin/kubelet", "--root-dir=/c/devcluster/node/kubelet"])
+    containerd = hostnet.Process(
+        2, ["containerd", "--config", "/c/devcluster/node/containerd/config.toml"]
+    )
+    dockers = hostnet.Process(
+        3, ["containerd", "--config", "/var/run/docker/containerd/containerd.toml"]
+    )
+    foreign = hostnet.Process(4, ["/usr/bin/kubelet", "--root-dir=/var/lib/kubelet"])
+    assert hostnet.node_owner(kubelet) == Path("/c/devcluster")
+    assert hostnet.node_owner(containerd) == Path("/c/devcluster")
+    assert hostnet.node_owner(dockers) is None
+    assert hostnet.node_owner(foreign) is None

@@ -183,3 +183,33 @@ def test_image_tars_are_reproducible_and_name_their_id(tmp_path: Path) -> None:
         config = json.loads(config_member.read())
     assert config["config"]["Entrypoint"] == ["/hello"]
     assert config["config"]["User"] == "65532"  # non-root, as the restricted policy wants
+
+
+def test_pki_gives_each_component_its_identity_and_keeps_an_existing_ca(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    pki = tmp_path / "pki"
+    devcluster.ensure_pki(pki)
+    ca = (pki / "ca.crt").read_bytes()
+    # A folder from before the node: the CA and the plane's certificates only.
+    for stem in ("kubelet", "kube-proxy", "apiserver-kubelet-client"):
+        (pki / f"{stem}.crt").unlink()
+    devcluster.ensure_pki(pki)
+    assert (pki / "ca.crt").read_bytes() == ca
+
+    def subject(stem: str) -> tuple[str, str | None]:
+        name = x509.load_pem_x509_certificate((pki / f"{stem}.crt").read_bytes()).subject
+        orgs = name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        common = name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        return str(common), str(orgs[0].value) if orgs else None
+
+    assert subject("kubelet") == (f"system:node:{devnode.NODE_NAME}", "system:nodes")
+    assert subject("kube-proxy") == ("system:kube-proxy", None)
+    assert subject("apiserver-kubelet-client")[1] == "system:masters"
+    serving = x509.load_pem_x509_certificate((pki / "apiserver.crt").read_bytes())
+    sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)} >= {
+        devnode.GATEWAY,
+        devcluster.SERVICE_IP,
+    }

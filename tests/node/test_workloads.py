@@ -142,6 +142,36 @@ def test_a_pod_reaches_a_service_by_its_dns_name(kubectl: KubectlRunner, namespa
     assert kubectl("logs", "-n", namespace, "job/client").stdout == server
 
 
+def test_a_pod_reaches_the_api_server_as_its_service_account(
+    kubectl: KubectlRunner, namespace: str
+) -> None:
+    # What every in-cluster client relies on: kubernetes.default.svc resolves, its ClusterIP
+    # reaches the API server, whose certificate names it, and the projected token is accepted.
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "api"},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": pod_spec(
+                    container("api", "api", f"/api/v1/namespaces/{namespace}/pods"),
+                    restartPolicy="Never",
+                )
+            },
+        },
+    }
+    apply(kubectl, namespace, [job])
+    kubectl(
+        "wait", "-n", namespace, "--for=condition=Complete", "job/api", "--timeout=90s",
+        timeout=100,
+    )  # fmt: skip
+    status, _, body = kubectl("logs", "-n", namespace, "job/api").stdout.partition(" ")
+    # Authenticated as system:serviceaccount:<ns>:default, which RBAC grants nothing.
+    assert status == "403", body
+    assert f"system:serviceaccount:{namespace}:default" in body
+
+
 def test_a_volume_of_the_default_storage_class_keeps_what_a_job_wrote(
     kubectl: KubectlRunner, namespace: str
 ) -> None:

@@ -1,12 +1,15 @@
-"""`hack/devcluster down` leaves nothing of the node behind: no process, mount, bridge, route,
-iptables chain, cgroup, address lease or kubelet file. It stops the shared local cluster, so it
-runs after every other test (RUNS_LAST, see conftest) and starts nothing afterwards. Skipped
-when the tests run against a given cluster (KUBELOOP_TEST_KUBECONFIG or KUBECONFIG)."""
+"""The local node's life cycle on the machine: `up` recovers from a killed run (every process
+SIGKILLed, shims, mounts, chains and leases left behind), and `hack/devcluster down` leaves
+nothing of the node behind: no process, mount, bridge, route, iptables chain, cgroup, address
+lease or kubelet file. These stop the shared local cluster, so they run after every other test
+(RUNS_LAST, see conftest), in this order, and nothing is started after them. Skipped when the
+tests run against a given cluster (KUBELOOP_TEST_KUBECONFIG or KUBECONFIG)."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -30,12 +33,25 @@ pytestmark = [
 ]
 
 
-def test_down_leaves_nothing_of_the_node_behind(kubeconfig: str) -> None:
+def devcluster_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO / "hack" / "devcluster"), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def local_node(kubeconfig: str) -> devcluster.Layout:
     layout = devcluster.Layout.from_env()
     if not layout.node or devcluster.running_pid(layout, "kubelet") is None:
         pytest.skip("the local cluster runs without its node")
-    kubectl = [str(layout.bin / "kubectl"), f"--kubeconfig={kubeconfig}"]
-    # A running Pod, so there is network state (veth, chains, a lease) and mounts to undo.
+    return layout
+
+
+@pytest.fixture(scope="module")
+def running_pod(local_node: devcluster.Layout, kubeconfig: str) -> list[str]:
+    """A running Pod, so there is network state (veth, chains, a lease) and mounts to undo;
+    returns the kubectl command line to reach the cluster."""
+    kubectl = [str(local_node.bin / "kubectl"), f"--kubeconfig={kubeconfig}"]
     namespace = f"t-down-{uuid.uuid4().hex[:6]}"
     pod = {
         "apiVersion": "v1",
@@ -59,25 +75,57 @@ def test_down_leaves_nothing_of_the_node_behind(kubeconfig: str) -> None:
         [*kubectl, "create", "-f", "-"], input=json.dumps(pod), text=True, check=True,
         capture_output=True,
     )  # fmt: skip
+    wait_ready = ["wait", "-n", namespace, "--for=condition=Ready", "pod/running"]
     subprocess.run(
-        [
-            *kubectl,
-            "wait",
-            "-n",
-            namespace,
-            "--for=condition=Ready",
-            "pod/running",
-            "--timeout=60s",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=70,
+        [*kubectl, *wait_ready, "--timeout=60s"], check=True, capture_output=True, timeout=70
     )
+    return [*kubectl, *wait_ready]
+
+
+def test_up_restarts_a_dead_stateless_component_alone(
+    local_node: devcluster.Layout, running_pod: list[str]
+) -> None:
+    before = {c: devcluster.running_pid(local_node, c) for c in local_node.components}
+    pid = before["coredns"]
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    hostnet.wait_gone([pid], 10)
+    up = devcluster_cli("up")
+    assert up.returncode == 0, up.stderr
+    assert "restarted coredns" in up.stdout
+    after = {c: devcluster.running_pid(local_node, c) for c in local_node.components}
+    assert {c: p for c, p in after.items() if c != "coredns"} == {
+        c: p for c, p in before.items() if c != "coredns"
+    }  # nothing else restarted, nothing drained
+    assert after["coredns"] not in (None, pid)
+    assert subprocess.run([*running_pod, "--timeout=5s"], capture_output=True).returncode == 0
+
+
+def test_up_recovers_from_a_killed_run(
+    local_node: devcluster.Layout, running_pod: list[str]
+) -> None:
+    for component in local_node.components:
+        pid = devcluster.running_pid(local_node, component)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)  # the shims and the Pod's containers live on
+    assert devcluster_cli("status").returncode == 1
+    assert hostnet.mounts_under(local_node.root)  # what the killed run left
+
+    up = devcluster_cli("up")
+    assert up.returncode == 0, up.stderr
+    assert devcluster_cli("status").returncode == 0
+    # The Pod is started again by the new kubelet.
+    again = subprocess.run([*running_pod, "--timeout=90s"], capture_output=True, timeout=100)
+    assert again.returncode == 0, again.stderr
+
+
+def test_down_leaves_nothing_of_the_node_behind(
+    local_node: devcluster.Layout, running_pod: list[str]
+) -> None:
+    layout = local_node
     assert hostnet.mounts_under(layout.root)
 
-    down = subprocess.run(
-        [str(REPO / "hack" / "devcluster"), "down"], capture_output=True, text=True, timeout=180
-    )
+    down = devcluster_cli("down")
     assert down.returncode == 0, down.stderr
 
     marker = str(layout.root)
@@ -99,7 +147,4 @@ def test_down_leaves_nothing_of_the_node_behind(kubeconfig: str) -> None:
     assert not list(Path(devnode.CNI_RESULT_CACHE).glob(f"{devnode.CNI_NETWORK}-*"))
     ipam = layout.node_layout.cni_ipam_dir
     assert not ipam.exists() or not any(ipam.rglob("10.244.*"))
-    status = subprocess.run(
-        [str(REPO / "hack" / "devcluster"), "status"], capture_output=True, text=True, timeout=60
-    )
-    assert status.returncode == 1
+    assert devcluster_cli("status").returncode == 1

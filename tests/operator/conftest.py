@@ -16,6 +16,7 @@ import pytest
 from helpers_kubelet import JobRunner, has_ready_node
 from helpers_operator import OperatorProcess
 
+from kubeloop.kube import apply as kube
 from kubeloop.kube.client import connect
 
 
@@ -56,10 +57,30 @@ def api(kubeconfig: str) -> Iterator[Any]:
         client.close()
 
 
+@pytest.fixture(autouse=True)
+def _node_tests_need_a_ready_node() -> None:
+    """This folder's `node` tests run without a node too: the test plays the kubelet with the
+    real runtime (helpers_kubelet.py). Overrides the root conftest's skip."""
+
+
 @pytest.fixture
 def jobs(api: Any, namespace: str, tmp_path: Path) -> JobRunner:
-    """Runs the operator's Jobs: the real node when the cluster has one, else the test plays the
-    kubelet with the real runtime (helpers_kubelet.py says how)."""
+    """Runs the operator's Jobs: the real node when the cluster has one (with the artifact
+    store's PersistentVolumeClaim in the test's namespace), else the test plays the kubelet with
+    the real runtime (helpers_kubelet.py says how)."""
     pvc_root = tmp_path / "pvc"
     pvc_root.mkdir()
-    return JobRunner(api=api, namespace=namespace, pvc_root=pvc_root, real_node=has_ready_node(api))
+    real_node = has_ready_node(api)
+    if real_node:
+        kube.create(api, artifact_claim(namespace))
+    return JobRunner(api=api, namespace=namespace, pvc_root=pvc_root, real_node=real_node)
+
+
+def artifact_claim(namespace: str) -> dict[str, Any]:
+    """The default artifact store, `pvc://kubeloop-artifacts/`, on the default StorageClass."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "kubeloop-artifacts", "namespace": namespace},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }

@@ -37,6 +37,21 @@ def events_of(api: Any, namespace: str, name: str) -> list[tuple[str, str]]:
     ]
 
 
+def wait_for_event(
+    api: Any, namespace: str, name: str, reason: str, message: str | None = None
+) -> None:
+    """An Event about `name` with this reason (and message) appears (Events are written just
+    after the status they report)."""
+
+    def seen() -> bool:
+        return any(
+            got_reason == reason and (message is None or got_message == message)
+            for got_reason, got_message in events_of(api, namespace, name)
+        )
+
+    eventually(seen, what=f"an Event {reason} on {name}")
+
+
 def wait_for_phase(
     api: Any, kind: str, namespace: str, name: str, phase: str, timeout: float = 60
 ) -> dict[str, Any]:

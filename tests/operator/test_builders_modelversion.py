@@ -7,6 +7,7 @@ from typing import Any
 
 from kubeloop.builders.jobs import JobOutcome
 from kubeloop.builders.modelversion import (
+    alias_holder,
     alias_moves,
     alias_patch,
     build_verify_job,
@@ -140,3 +141,16 @@ def test_a_hand_registered_version_is_verified_by_a_fetch_job() -> None:
     # The verdict is kept: a later reconcile plans no new Job.
     hand["status"] = mismatch.status
     assert plan_verification(hand, False, None, NOW, SETTINGS).create_job is None
+
+
+def test_alias_holder_follows_the_move_rule() -> None:
+    old, new = version(3, ["champion"], ["champion"]), version(1, ["champion"])
+    assert alias_holder([old, new], "champion") is new  # just set on v1: it moves there
+    assert alias_holder([old, version(2)], "champion") is old
+    assert (
+        alias_holder([version(1, ["champion"]), version(2, ["champion"])], "champion")["metadata"][
+            "name"
+        ]
+        == "iris-v2"
+    )
+    assert alias_holder([version(1)], "champion") is None

@@ -8,22 +8,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from helpers_kubelet import JobRunner
 from helpers_operator import OperatorProcess
 from helpers_resources import (
     API,
     apply,
     condition,
-    events_of,
     ready_dataset,
     small_trainingjob,
     status_of,
     training_job,
+    wait_for_event,
     wait_for_phase,
 )
 
 from kubeloop.kube import apply as kube
 from support import eventually
+
+# Their Jobs' Pods run on the real node when there is one (else the test plays the kubelet).
+pytestmark = pytest.mark.node
 
 
 def trained_version(kubectl: Any, namespace: str, api: Any, jobs: JobRunner) -> dict[str, Any]:
@@ -85,7 +89,7 @@ def test_versions_are_verified_unless_their_training_job_vouches_for_them(
     assert stalled["reason"] == "DigestMismatch"
     assert "digest mismatch" in stalled["message"]
     assert condition(refused, "Ready")["status"] == "False"
-    assert any(reason == "DigestMismatch" for reason, _ in events_of(api, namespace, "iris-v6"))
+    wait_for_event(api, namespace, "iris-v6", "DigestMismatch")
 
 
 def test_an_alias_moves_between_versions_with_an_event_on_both(
@@ -125,9 +129,9 @@ def test_an_alias_moves_between_versions_with_an_event_on_both(
         lambda: status_of(api, "ModelVersion", namespace, "iris-v2").get("aliases") == ["champion"],
         what="iris-v2 to hold champion",
     )
-    assert ("AliasMoved", "alias champion moved to iris-v2") in events_of(api, namespace, "iris-v1")
-    assert ("AliasMoved", "alias champion moved here from iris-v1") in events_of(
-        api, namespace, "iris-v2"
+    wait_for_event(api, namespace, "iris-v1", "AliasMoved", "alias champion moved to iris-v2")
+    wait_for_event(
+        api, namespace, "iris-v2", "AliasMoved", "alias champion moved here from iris-v1"
     )
     # The legacy stage still moves freely.
     kubectl(

@@ -40,3 +40,13 @@ def test_every_field_has_a_docstring() -> None:
         name for name, info in OperatorSettings.model_fields.items() if not info.description
     ]
     assert undocumented == []
+
+
+def test_docs_operator_lists_every_setting() -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs/operator.md").read_text()
+    missing = [
+        name for name in OperatorSettings.model_fields if f"`KUBELOOP_{name.upper()}`" not in page
+    ]
+    assert missing == []

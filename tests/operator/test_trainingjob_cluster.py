@@ -7,22 +7,26 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from helpers_kubelet import JobRunner
 from helpers_operator import OperatorProcess
 from helpers_resources import (
     API,
     apply,
     condition,
-    events_of,
     example,
     ready_dataset,
     small_trainingjob,
     status_of,
     training_job,
+    wait_for_event,
     wait_for_phase,
 )
 
 from kubeloop.kube import apply as kube
+
+# Their Jobs' Pods run on the real node when there is one (else the test plays the kubelet).
+pytestmark = pytest.mark.node
 
 
 def test_example_trainingjob_waits_for_its_dataset_then_registers_a_model_version(
@@ -81,9 +85,12 @@ def test_example_trainingjob_waits_for_its_dataset_then_registers_a_model_versio
     assert mv["lineage"]["params"]["n_estimators"] == 100
     assert mv["lineage"]["image"] == "kubeloop-runtime:dev"
     assert mv["metrics"] == done["metrics"]
-    reasons = [reason for reason, _ in events_of(api, namespace, "iris-rf")]
-    assert reasons[:1] == ["WaitingForDataset"]
-    assert {"TrainingStarted", "Registered"} <= set(reasons)
+    # Vouched for by the TrainingJob that wrote it: Ready without a verify Job.
+    verified = wait_for_phase(api, "ModelVersion", namespace, "iris-v1", "Ready")
+    assert condition(verified, "Verified")["reason"] == "RegisteredByTrainingJob"
+    assert "verifyJob" not in verified
+    for reason in ("WaitingForDataset", "TrainingStarted", "Registered"):
+        wait_for_event(api, namespace, "iris-rf", reason)
 
     # Deleting the TrainingJob keeps the registry entry.
     kubectl("delete", "-n", namespace, "trainingjob/iris-rf", "--wait=true")
@@ -99,6 +106,9 @@ def test_a_training_failure_exit_4_is_failed_with_the_pods_message(
     manifest = small_trainingjob("no-auc", testSize=0.01, metric="roc_auc", threshold=0.5)
     apply(kubectl, namespace, manifest)
     assert jobs.run(training_job(api, namespace, "no-auc")) == 4
+    kubectl(
+        "wait", "-n", namespace, "--for=condition=Stalled", "trainingjob/no-auc", "--timeout=60s"
+    )
     failed = wait_for_phase(api, "TrainingJob", namespace, "no-auc", "Failed")
     stalled = condition(failed, "Stalled")
     assert stalled["reason"] == "TrainingError"
@@ -129,7 +139,7 @@ def test_a_model_below_its_gate_is_rejected_and_not_registered(
     assert condition(rejected, "Stalled")["reason"] == "GateFailed"
     assert rejected["score"] < 0.99
     assert kube.list_objects(api, API, "ModelVersion", namespace) == []
-    assert ("Rejected", message) in events_of(api, namespace, "stump")
+    wait_for_event(api, namespace, "stump", "Rejected", message)
 
 
 def test_two_runs_of_one_model_finishing_together_get_consecutive_versions(

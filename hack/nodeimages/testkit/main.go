@@ -2,6 +2,8 @@
 //
 //	testkit serve ADDR           HTTP server: /healthz says ok, / says the hostname
 //	testkit get URL [TRIES]      GET URL, retrying once a second; print the body, exit 1 on failure
+//	testkit api PATH             GET PATH from the API server as the Pod's service account
+//	                             (https://kubernetes.default.svc, its token and CA)
 //	testkit write PATH TEXT      write TEXT to PATH
 //	testkit cat PATH             print PATH
 //
@@ -9,6 +11,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,7 +25,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: testkit serve ADDR | get URL [TRIES] | write PATH TEXT | cat PATH")
+		fail("usage: testkit serve ADDR | get URL [TRIES] | api PATH | write PATH TEXT | cat PATH")
 	}
 	args := os.Args[2:]
 	switch os.Args[1] {
@@ -39,6 +43,9 @@ func main() {
 			tries = n
 		}
 		get(args[0], tries)
+	case "api":
+		need(args, 1)
+		api(args[0])
 	case "write":
 		need(args, 2)
 		if err := os.WriteFile(args[0], []byte(args[1]), 0o644); err != nil {
@@ -91,6 +98,40 @@ func get(url string, tries int) {
 		time.Sleep(time.Second)
 	}
 	fail(fmt.Sprintf("GET %s failed %d times, last: %v", url, tries, last))
+}
+
+// api proves what an in-cluster client relies on: the Service DNS name, the ClusterIP in front of
+// the API server, a serving certificate naming kubernetes.default.svc, and a projected token.
+func api(path string) {
+	const secrets = "/var/run/secrets/kubernetes.io/serviceaccount/"
+	token, err := os.ReadFile(secrets + "token")
+	if err != nil {
+		fail(err.Error())
+	}
+	ca, err := os.ReadFile(secrets + "ca.crt")
+	if err != nil {
+		fail(err.Error())
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(ca) {
+		fail("no certificate in " + secrets + "ca.crt")
+	}
+	client := http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}},
+	}
+	request, err := http.NewRequest(http.MethodGet, "https://kubernetes.default.svc"+path, nil)
+	if err != nil {
+		fail(err.Error())
+	}
+	request.Header.Set("Authorization", "Bearer "+string(token))
+	response, err := client.Do(request)
+	if err != nil {
+		fail(err.Error())
+	}
+	defer response.Body.Close()
+	body, _ := io.ReadAll(response.Body)
+	fmt.Printf("%d %s", response.StatusCode, body)
 }
 
 func need(args []string, n int) {

@@ -283,3 +283,20 @@ def _verified_reason(status: Mapping[str, Any]) -> str:
         next((c for c in status.get("conditions") or () if c.get("type") == VERIFIED), None) or {}
     )
     return str(verified.get("reason") or "Verified")
+
+
+def alias_holder(versions: Sequence[Mapping[str, Any]], alias: str) -> Mapping[str, Any] | None:
+    """The version an alias points at, by the rule the operator moves it with: among versions
+    whose `spec.aliases` hold it, the one that took it last (not yet in its `status.aliases`),
+    else the highest version. For resolvers of `model.alias`: right during a move, too."""
+    holders = [item for item in versions if alias in (item["spec"].get("aliases") or ())]
+    winner: Mapping[str, Any] | None = None
+    for candidate in holders:
+        if winner is None:
+            winner = candidate
+            continue
+        mine = set((winner.get("status") or {}).get("aliases") or ())
+        theirs = set((candidate.get("status") or {}).get("aliases") or ())
+        if _keeps(alias, candidate, mine, theirs, winner["spec"], candidate["spec"]):
+            winner = candidate
+    return winner

@@ -89,9 +89,9 @@ def register(context: Context, trainingjob: dict[str, Any], result: dict[str, An
         manifest = builder.build_model_version(trainingjob, result, version, context.settings)
         name = manifest["metadata"]["name"]
         # The allocation is written down before the ModelVersion exists, so a restart reuses it.
-        _write_status(
-            context, trainingjob, {**(trainingjob.get("status") or {}), "modelVersion": name}
-        )
+        artifact = {"uri": result["artifact"]["uri"], "digest": result["artifact"]["digest"]}
+        allocated = {"modelVersion": name, "artifact": artifact}
+        _write_status(context, trainingjob, {**(trainingjob.get("status") or {}), **allocated})
         try:
             kube.create(context.api, manifest)
             failpoints.reached("trainingjob.modelversion-created")
