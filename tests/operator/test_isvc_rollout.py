@@ -342,3 +342,13 @@ def test_observe_deployment_reads_the_api_shape() -> None:
     assert state.template_hash == "h"
     assert state.model_version == "iris-v2"
     assert (state.replicas, state.ready_replicas, state.available_replicas) == (3, 2, 0)
+
+
+def test_a_lost_active_deployment_is_replaced_through_the_idle_colour_not_in_place() -> None:
+    record = serving_v1_on_blue()
+    plan = decide(inputs(V1, {}, record))
+    assert "blue" not in plan.render
+    assert plan.render == {"green": 2}
+    assert plan.active_service == "blue"
+    assert plan.record.candidate is not None
+    assert plan.record.candidate.color == "green"

@@ -307,10 +307,14 @@ def decide(inputs: RolloutInputs, smoke: SmokeResult | None = None) -> RolloutPl
     if desired is None:
         return _no_target(draft)
     active_state = inputs.colors.get(active) if active else None
-    if active is not None and (
-        active_state is None or active_state.template_hash == desired.template_hash
+    if (
+        active is not None
+        and active_state is not None
+        and active_state.template_hash == desired.template_hash
     ):
         return _steady(draft, active, desired)
+    # Also when the active colour's Deployment is gone: the wanted template goes through the
+    # idle colour and every gate, never straight into the colour the active Service selects.
     return _rollout(draft, desired, smoke)
 
 
@@ -336,7 +340,7 @@ def _no_target(draft: _Draft) -> RolloutPlan:
 def _steady(draft: _Draft, active: Color, desired: Desired) -> RolloutPlan:
     """The active colour runs the wanted template: keep it, scale it, tidy up the other one."""
     record, inputs = draft.record, draft.inputs
-    # Same template as running (or a lost Deployment recreated): applying it restarts nothing.
+    # The same template as running: applying it restarts nothing.
     draft.render[active] = desired.replicas
     state = inputs.colors.get(active)
     if state is not None and state.replicas != desired.replicas:

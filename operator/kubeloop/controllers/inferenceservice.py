@@ -215,7 +215,10 @@ def _send_until_ok(client: httpx.Client, request: SmokeRequest, deadline: float)
 
 
 def _emit_all(context: Context, body: Mapping[str, Any], plan: RolloutPlan) -> None:
+    meta = body["metadata"]
+    ref = {"kind": KIND, "namespace": meta["namespace"], "name": meta["name"]}
     for event in plan.events:
+        logger.info("%s: %s", event.reason, event.message, extra={"k8s_ref": ref})
         emit(context.api, body, event.type, event.reason, event.message)
     for counter in plan.counters:
         metrics.ROLLOUTS.labels(counter).inc()
@@ -336,6 +339,14 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
         now=now,
     )
     plan = decide(inputs)
+    logger.debug(
+        "desired %s, observed %s, active %s, candidate %s",
+        desired,
+        {c: (st.template_hash, st.replicas) for c, st in colors.items()},
+        inputs.record.active_color,
+        inputs.record.candidate,
+        extra={"k8s_ref": {"kind": KIND, "namespace": namespace, "name": name}},
+    )
     if plan.smoke_test_due is not None and target is not None:
         # The preview Service must select the candidate before the test goes through it.
         APPLIED.apply(api, build_preview_service(owner, plan.smoke_test_due))
