@@ -8,7 +8,9 @@ estimates a rule's cost from them).
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from datetime import timedelta
+from typing import Annotated, Final
 
 from pydantic import Field
 
@@ -33,6 +35,17 @@ Duration = Annotated[
         description="A duration such as `90s`, `30m`, `1h` or `1h30m`.",
     ),
 ]
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A `Duration` value (`90s`, `30m`, `1h30m`, `1.5h`, `250ms`) as a timedelta."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise ValueError(f"not a duration: {text!r} (expected e.g. 90s, 30m, 1h30m)")
+    return timedelta(seconds=sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts))
+
 
 BUILTIN_DATASETS = ("iris", "wine", "breast_cancer", "diabetes", "digits")
 _PVC = r"pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/.*"

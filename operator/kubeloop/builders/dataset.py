@@ -20,13 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from kubeloop.api import API_VERSION
+from kubeloop.api import API_VERSION, scalars
 from kubeloop.builders.common import (
     child_name,
     job_manifest,
@@ -46,20 +45,13 @@ REFRESH_ANNOTATION: Final = "kubeloop.dev/refresh"
 RETRYABLE_REASONS: Final = frozenset(
     {"StorageError", "InternalError", "DeadlineExceeded", "BackoffLimitExceeded", "JobFailed"}
 )
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 Event = tuple[str, str, str]  # type, reason, message
 
 
 def parse_duration(text: str | None) -> float | None:
     """Seconds in a duration such as `90s`, `1h30m`, `1.5h`; None for None."""
-    if not text:
-        return None
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(number + unit for number, unit in parts) != text:
-        raise ValueError(f"not a duration: {text!r}")
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    return scalars.parse_duration(text).total_seconds() if text else None
 
 
 def refresh_slot(created: datetime, now: datetime, interval: float | None) -> int:

@@ -14,7 +14,6 @@ created from `retrain.template` under the name recorded in step one (phase `Crea
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from typing import Any, Final, Literal
 
 from kubeloop.api.base import API_VERSION, GROUP
 from kubeloop.api.inferenceservice import InferenceServiceSpec, LastRetrain
+from kubeloop.api.scalars import parse_duration
 from kubeloop.builders.inferenceservice import LABEL_ISVC, Owner, labels, owner_reference
 
 # How long the TrainingJob waits for the Dataset to re-read its source before it starts anyway.
@@ -29,16 +29,6 @@ REFRESH_WAIT: Final = timedelta(minutes=2)
 ANNOTATION_REFRESH: Final = f"{GROUP}/refresh"
 ANNOTATION_RETRAIN_REASON: Final = f"{GROUP}/retrain-reason"
 TERMINAL_TRAINING_PHASES: Final = frozenset({"Succeeded", "Rejected", "Failed"})
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> timedelta:
-    """`90s`, `30m`, `1h30m` (the API's Duration pattern) as a timedelta."""
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a duration: {text!r} (expected e.g. 90s, 30m, 1h30m)")
-    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
 
 
 def retrain_name(isvc: str, number: int) -> str:
