@@ -63,13 +63,17 @@ def tool_path() -> Callable[[str], str]:
 
 def local_layout() -> devcluster.Layout:
     """The local cluster the tests use: with the node unless KUBELOOP_DEVCLUSTER_NODE=0 or the
-    machine cannot run it (then the API-only plane, and a warning saying why)."""
+    machine cannot run it (then the API-only plane, and a warning saying why). With
+    KUBELOOP_REQUIRE_NODE=1 (CI sets it) a node that cannot run is an error instead: CI must
+    not pass by skipping every `node` test."""
     want_node = os.environ.get("KUBELOOP_DEVCLUSTER_NODE", "1") not in ("0", "false", "no")
     layout = devcluster.Layout.from_env(node=want_node)
     if want_node:
         problems = devcluster.node_prerequisites()
         others = devcluster.hostnet.other_nodes(layout.root)
         problems += [f"a node of ours already runs from {folder}" for folder in others]
+        if problems and os.environ.get("KUBELOOP_REQUIRE_NODE") == "1":
+            pytest.fail("KUBELOOP_REQUIRE_NODE=1 but the node cannot run: " + "; ".join(problems))
         if problems:
             warnings.warn(
                 "the local cluster starts without its node (node tests skip): "
