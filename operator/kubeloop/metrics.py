@@ -48,6 +48,18 @@ TRAINING_OUTCOMES = Counter(
     registry=REGISTRY,
 )
 
+ROLLOUTS = Counter(
+    "kubeloop_rollouts",
+    "InferenceService blue-green rollouts, by outcome: started, promoted or aborted.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+RETRAINS = Counter(
+    "kubeloop_retrains",
+    "TrainingJobs an InferenceService started because its live traffic drifted.",
+    registry=REGISTRY,
+)
+
 
 def serve_metrics(port: int, host: str) -> None:
     """Serve `/metrics` from a daemon thread (nothing when `port` is 0)."""

@@ -61,9 +61,16 @@ def test_python_defaults_match_what_the_api_server_fills_in() -> None:
         "minReadySeconds": 10,
         "smokeTest": {"enabled": True, "minSuccessRatio": 1.0, "timeoutSeconds": 30},
         "scaleDownDelaySeconds": 30,
+        "progressDeadlineSeconds": 600,
     }
     assert wire["monitoring"]["method"] == "auto"
     assert wire["retrain"] == {"enabled": False, "cooldown": "1h"}
+
+
+def test_an_inference_service_can_follow_an_alias() -> None:
+    spec = InferenceServiceSpec.model_validate({"model": {"name": "iris", "alias": "champion"}})
+    assert spec.model.alias == "champion"
+    assert spec.to_wire()["model"] == {"name": "iris", "alias": "champion"}
 
 
 def test_snake_case_attributes_and_camel_case_wire_names() -> None:

@@ -19,7 +19,7 @@ from kubeloop.api.base import (
     validations,
 )
 from kubeloop.api.conditions import Conditions, ObservedGeneration
-from kubeloop.api.modelversion import Stage
+from kubeloop.api.modelversion import Alias, Stage
 from kubeloop.api.resources import ResourceRequirements
 from kubeloop.api.scalars import Duration, ModelName, ObjectName, StorageUri
 from kubeloop.api.trainingjob import TrainingJobSpec
@@ -28,7 +28,11 @@ Color = Literal["blue", "green"]
 # The drift sidecar's tests (kubeloop_runtime.drift.stattests.METHODS); `chi2` is `chisquare`.
 DriftMethod = Literal["auto", "ks", "wasserstein", "psi", "chi2", "chisquare", "jensenshannon", "z"]
 ServicePhase = Literal["Pending", "Deploying", "Ready", "Promoting", "Degraded", "Failed"]
+RetrainPhase = Literal["RefreshingData", "Created"]
 CandidatePhase = Literal["Deploying", "SmokeTesting", "Ready", "Promoted", "Failed"]
+
+# How many promotions status.promotions keeps (newest first).
+PROMOTION_HISTORY = 10
 
 FeatureNames = Annotated[
     list[Annotated[str, Field(max_length=256)]],
@@ -37,15 +41,15 @@ FeatureNames = Annotated[
 
 
 class ModelSelector(ApiModel):
-    """Which ModelVersion to serve: exactly one of `version`, `latest` or `stage`."""
+    """Which ModelVersion to serve: exactly one of `version`, `latest`, `stage` or `alias`."""
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": validations(
             cel(
                 "(has(self.version) ? 1 : 0) + (has(self.latest) ? 1 : 0) "
-                "+ (has(self.stage) ? 1 : 0) == 1",
-                "set exactly one of version, latest or stage: they are different ways to pick "
-                "the ModelVersion to serve",
+                "+ (has(self.stage) ? 1 : 0) + (has(self.alias) ? 1 : 0) == 1",
+                "set exactly one of version, latest, stage or alias: they are different ways to "
+                "pick the ModelVersion to serve",
             ),
         )
     }
@@ -63,7 +67,18 @@ class ModelSelector(ApiModel):
         ),
     )
     stage: Stage | None = Field(
-        None, description="Serve the highest Ready version in this registry stage."
+        None,
+        description=(
+            "Serve the highest Ready version in this registry stage (legacy: prefer `alias`)."
+        ),
+    )
+    alias: Alias | None = Field(
+        None,
+        description=(
+            "Serve the Ready version that carries this alias in `spec.aliases`, e.g. `champion`; "
+            "moving the alias to another version rolls that one out. The recommended way to "
+            "follow a registry decision (MLflow replaced stages with aliases)."
+        ),
     )
 
 
@@ -75,8 +90,9 @@ class SmokeTest(ApiModel):
         None,
         max_length=100,
         description=(
-            "Rows to predict, as `{feature: value}` objects. Left out, rows are drawn from the "
-            "training data's reference profile."
+            "Rows to predict, as `{feature: value}` objects; each is one `POST /predict` that "
+            "must answer one prediction. Left out, the test checks that the preview Service "
+            "reaches a loaded model (readiness and the v2 model metadata)."
         ),
     )
     min_success_ratio: float = Field(
@@ -115,6 +131,15 @@ class RolloutSpec(ApiModel):
         ge=0,
         le=86400,
         description="Seconds the old colour keeps running after promotion, for a quick rollback.",
+    )
+    progress_deadline_seconds: int = Field(
+        600,
+        ge=10,
+        le=86400,
+        description=(
+            "Seconds a candidate may take to become available and pass its smoke test; past "
+            "them the rollout is aborted and the active colour keeps serving."
+        ),
     )
 
 
@@ -199,6 +224,15 @@ class RetrainSpec(ApiModel):
     )
 
 
+class EnvVar(ApiModel):
+    """One environment variable with a literal value."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256, description="Variable name."
+    )
+    value: str = Field("", max_length=32768, description="Its value.")
+
+
 class InferenceServiceSpec(ApiModel):
     """The desired state of an InferenceService."""
 
@@ -225,6 +259,15 @@ class InferenceServiceSpec(ApiModel):
     replicas: int = Field(1, ge=0, le=100, description="Serving pods per colour.")
     resources: ResourceRequirements | None = Field(
         None, description="Resources of the model server container."
+    )
+    env: list[EnvVar] | None = Field(
+        None,
+        max_length=64,
+        description=(
+            "Extra environment variables of the model server container, e.g. serve's "
+            "`KUBELOOP_MAX_BATCH_ROWS`; a change rolls out like a new version."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     rollout: RolloutSpec = Field(
         default_factory=all_defaults(RolloutSpec),
@@ -301,6 +344,29 @@ class Candidate(ApiModel):
     )
     message: str | None = Field(None, description="Progress or failure detail.")
     since: datetime | None = Field(None, description="When the rollout started.")
+    template_hash: str | None = Field(
+        None,
+        max_length=64,
+        description=(
+            "Hash of the serving template rolled out (ModelVersion, image, resources, env, "
+            "monitoring); a failed candidate is not retried until it changes."
+        ),
+    )
+
+
+class ScaleDown(ApiModel):
+    """The old colour kept running after a promotion, and when it scales to zero."""
+
+    color: Color = Field(description="Colour to scale down.")
+    at: datetime = Field(description="When it scales to 0 (promotion + scaleDownDelaySeconds).")
+
+
+class Promotion(ApiModel):
+    """One switch of the active Service to a colour."""
+
+    model_version: ObjectName = Field(description="ModelVersion that took traffic.")
+    color: Color = Field(description="Colour it runs in.")
+    at: datetime = Field(description="When the active Service switched to it.")
 
 
 class LastRetrain(ApiModel):
@@ -310,6 +376,13 @@ class LastRetrain(ApiModel):
     reason: str | None = Field(None, description="Why, e.g. the drifted features.")
     drift_score: float | None = Field(None, description="Drift score that triggered it.")
     at: datetime | None = Field(None, description="When it was started.")
+    phase: RetrainPhase | None = Field(
+        None,
+        description=(
+            "`RefreshingData` while the Dataset re-reads its source, then `Created` once the "
+            "TrainingJob exists."
+        ),
+    )
 
 
 class InferenceServiceStatus(ApiModel):
@@ -331,6 +404,18 @@ class InferenceServiceStatus(ApiModel):
         None, max_length=2048, description="In-cluster URL of the idle colour (preview Service)."
     )
     ready_replicas: int | None = Field(None, ge=0, description="Ready pods of the active colour.")
+    scale_down: ScaleDown | None = Field(
+        None,
+        description=(
+            "Pending scale-down of the previous colour; kept here so a restarted operator "
+            "honours the deadline."
+        ),
+    )
+    promotions: list[Promotion] | None = Field(
+        None,
+        max_length=PROMOTION_HISTORY,
+        description=f"Promotions, newest first (at most {PROMOTION_HISTORY}).",
+    )
     drift: DriftStatus | None = Field(None, description="Drift seen in live traffic.")
     last_retrain: LastRetrain | None = Field(None, description="Most recent retraining.")
     conditions: Conditions | None = None

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from kubeloop.controllers import children, dataset, modelversion, trainingjob
+from kubeloop.controllers import children, dataset, inferenceservice, modelversion, trainingjob
 from kubeloop.runner import Runner
 
-KIND_MODULES: tuple[ModuleType, ...] = (dataset, trainingjob, modelversion)
+KIND_MODULES: tuple[ModuleType, ...] = (dataset, trainingjob, modelversion, inferenceservice)
 
 
 def register(runner: Runner) -> None:
@@ -22,4 +22,12 @@ def register(runner: Runner) -> None:
         runner.register(module.KIND, module.reconcile)
 
 
-__all__ = ["KIND_MODULES", "children", "dataset", "modelversion", "register", "trainingjob"]
+__all__ = [
+    "KIND_MODULES",
+    "children",
+    "dataset",
+    "inferenceservice",
+    "modelversion",
+    "register",
+    "trainingjob",
+]

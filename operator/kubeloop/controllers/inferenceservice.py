@@ -1,0 +1,524 @@
+"""The InferenceService controller: observe → builders → apply → status, nothing more.
+
+One reconcile (`reconcile`) per InferenceService at a time (the Runner serialises them), woken by:
+the InferenceService's own events (spec, annotations, and status: Kopf's `on.event` sees every
+change, `status.drift` from the sidecars included), its Deployments and Pods, the ModelVersions
+of its model (a new Ready version for `latest`, a moved alias or stage), and its retrain
+TrainingJobs. What to do is decided by builders/target.py, rollout.py, retrain.py and
+smoketest.py; this module only reads, applies, sends the smoke test, writes status and Events.
+No finalizers, no Kopf timers: requeues are in memory, and every deadline they serve is kept in
+status (candidate.since, scaleDown.at, lastRetrain.at), so a restarted operator recomputes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import kopf
+
+from kubeloop import metrics
+from kubeloop.api.base import API_VERSION, GROUP
+from kubeloop.api.inferenceservice import Color, InferenceServiceSpec
+from kubeloop.builders.inferenceservice import (
+    ANNOTATION_PROMOTE,
+    COLORS,
+    LABEL_COLOR,
+    LABEL_ISVC,
+    Owner,
+    build_active_service,
+    build_deployment,
+    build_preview_service,
+    build_replicas_patch,
+    build_sidecar_rbac,
+    deployment_name,
+    preview_service_name,
+    template_hash,
+)
+from kubeloop.builders.retrain import (
+    build_refresh_patch,
+    build_retrain_training_job,
+    decide_retrain,
+    retrain_selector,
+)
+from kubeloop.builders.rollout import (
+    ColorState,
+    Desired,
+    RolloutInputs,
+    RolloutPlan,
+    RolloutRecord,
+    SmokeResult,
+    availability,
+    decide,
+    observe_deployment,
+    pod_failure,
+    status_patch,
+)
+from kubeloop.builders.smoketest import SmokeAnswer, SmokeRequest, judge, smoke_requests
+from kubeloop.builders.target import ServingTarget, resolve_target
+from kubeloop.kube.apply import (
+    apply,
+    create,
+    get_or_none,
+    list_objects,
+    patch,
+    patch_status,
+)
+from kubeloop.kube.errors import Conflict, NotFound
+from kubeloop.kube.events import emit
+from kubeloop.runner import DONE, Context, Outcome, Runner
+
+KIND = "InferenceService"
+logger = logging.getLogger(__name__)
+Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+
+
+class AppliedManifests:
+    """What this process last applied per child, so an unchanged manifest is not sent again.
+
+    Server-side apply of an unchanged manifest changes nothing but still costs a request; an
+    InferenceService is reconciled on every event of itself and its children, so most applies
+    would be such no-ops. An entry is dropped when an event shows the child at another
+    resourceVersion than our apply left it (a change by someone else, a deletion): the next
+    reconcile applies again. Lost on restart, which is safe.
+    """
+
+    def __init__(self) -> None:
+        self._applied: dict[Key, tuple[str, str | None]] = {}  # digest, resourceVersion
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(manifest: Mapping[str, Any]) -> Key:
+        meta = manifest["metadata"]
+        return (manifest["apiVersion"], manifest["kind"], meta.get("namespace", ""), meta["name"])
+
+    def apply(self, api: Any, manifest: Mapping[str, Any]) -> None:
+        key = self.key(manifest)
+        digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            known = self._applied.get(key)
+        if known is not None and known[0] == digest:
+            return
+        result = apply(api, manifest)
+        with self._lock:
+            self._applied[key] = (digest, (result.get("metadata") or {}).get("resourceVersion"))
+
+    def observed(self, key: Key, resource_version: str | None, deleted: bool) -> bool:
+        """An event of the child; True when it is not the state our last apply left."""
+        with self._lock:
+            known = self._applied.get(key)
+            if known is None:
+                return True
+            if deleted or known[1] != resource_version:
+                del self._applied[key]
+                return True
+            return False
+
+
+class ModelVersionIndex:
+    """The ModelVersions of each (namespace, model), from Kopf's index once it is bound.
+
+    Kopf fills its indexes before any handler runs and updates them before the handlers of each
+    event, so the index is as fresh as a list call, without sending the namespace's whole
+    registry over the wire for every reconcile. Until bound (a reconcile not started by Kopf),
+    the API is listed.
+    """
+
+    def __init__(self) -> None:
+        self._index: Mapping[tuple[str | None, str], Any] | None = None
+
+    def bind(self, index: Mapping[tuple[str | None, str], Any]) -> None:
+        self._index = index
+
+    def of_model(self, api: Any, namespace: str, model: str) -> Sequence[Mapping[str, Any]]:
+        if self._index is None:
+            return list_objects(api, API_VERSION, "ModelVersion", namespace)
+        key = (namespace, model)
+        return list(self._index[key]) if key in self._index else []
+
+
+APPLIED = AppliedManifests()
+MODEL_VERSIONS = ModelVersionIndex()
+
+
+def _observe_colors(
+    context: Context, owner: Owner, desired: Desired | None
+) -> dict[Color, ColorState]:
+    """Each colour's Deployment, with its Pods' failure reason when it is not available."""
+    deployments = list_objects(
+        context.api, "apps/v1", "Deployment", owner.namespace, f"{LABEL_ISVC}={owner.name}"
+    )
+    colors: dict[Color, ColorState] = {}
+    for body in deployments:
+        color = (body["metadata"].get("labels") or {}).get(LABEL_COLOR)
+        if color not in COLORS or body["metadata"]["name"] != deployment_name(owner.name, color):
+            continue
+        state = observe_deployment(body)
+        if desired is not None and state.replicas > 0 and not availability(state, desired)[0]:
+            pods = list_objects(
+                context.api,
+                "v1",
+                "Pod",
+                owner.namespace,
+                f"{LABEL_ISVC}={owner.name},{LABEL_COLOR}={color}",
+            )
+            state = observe_deployment(body, pod_failure(pods))
+        colors[color] = state
+    return colors
+
+
+def _smoke_test(
+    context: Context, owner: Owner, spec: InferenceServiceSpec, target: ServingTarget
+) -> SmokeResult:
+    """Send the smoke requests through the preview Service's ClusterIP; retried until the
+    test's timeout, since a fresh Service endpoint can refuse for a second or two."""
+    service = get_or_none(
+        context.api, "v1", "Service", owner.namespace, preview_service_name(owner.name)
+    )
+    address = (service or {}).get("spec", {}).get("clusterIP")
+    if not address or address == "None":
+        return SmokeResult(False, f"Service {preview_service_name(owner.name)} has no ClusterIP")
+    test = spec.rollout.smoke_test
+    deadline = time.monotonic() + test.timeout_seconds
+    base = f"http://{address}:80"
+    answers: list[SmokeAnswer] = []
+    with httpx.Client(base_url=base, timeout=5.0) as client:
+        for request in smoke_requests(test, target.model_name):
+            answers.append(_send_until_ok(client, request, deadline))
+    return judge(answers, test)
+
+
+def _send_until_ok(client: httpx.Client, request: SmokeRequest, deadline: float) -> SmokeAnswer:
+    while True:
+        try:
+            response = client.request(request.method, request.path, json=request.body)
+            try:
+                answer: Any = response.json()
+            except ValueError:
+                answer = None
+            ok = request.accepts(response.status_code, answer)
+            result = SmokeAnswer(request, response.status_code, response.text[:300], ok)
+        except httpx.HTTPError as error:
+            result = SmokeAnswer(request, 0, f"{type(error).__name__}: {error}", False)
+        # Connection problems and 503 (still loading, endpoints catching up) are retried.
+        if result.ok or (result.status not in (0, 503)) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.5)
+
+
+def _emit_all(context: Context, body: Mapping[str, Any], plan: RolloutPlan) -> None:
+    meta = body["metadata"]
+    ref = {"kind": KIND, "namespace": meta["namespace"], "name": meta["name"]}
+    for event in plan.events:
+        logger.info("%s: %s", event.reason, event.message, extra={"k8s_ref": ref})
+        emit(context.api, body, event.type, event.reason, event.message)
+    for counter in plan.counters:
+        metrics.ROLLOUTS.labels(counter).inc()
+
+
+def _apply_children(
+    context: Context,
+    owner: Owner,
+    spec: InferenceServiceSpec,
+    target: ServingTarget | None,
+    plan: RolloutPlan,
+    colors: Mapping[Color, ColorState],
+    template: str | None,
+) -> None:
+    api = context.api
+    for manifest in build_sidecar_rbac(owner):
+        APPLIED.apply(api, manifest)
+    if target is not None:
+        for color, replicas in plan.render.items():
+            state = colors.get(color)
+            if state is not None and (state.template_hash, state.replicas) == (template, replicas):
+                continue  # observed as wanted: nothing to send
+            apply(api, build_deployment(owner, spec, target, color, replicas, context.settings))
+    # Services after the Deployments (the selector flips once the new colour exists), and the
+    # old colour scales down after the flip.
+    APPLIED.apply(api, build_active_service(owner, plan.active_service))
+    APPLIED.apply(api, build_preview_service(owner, plan.preview_service))
+    for color, replicas in plan.scale.items():
+        with contextlib.suppress(NotFound):  # nothing to scale
+            patch(
+                api,
+                "apps/v1",
+                "Deployment",
+                owner.namespace,
+                deployment_name(owner.name, color),
+                build_replicas_patch(replicas),
+            )
+
+
+def _retrain(
+    context: Context,
+    body: Mapping[str, Any],
+    owner: Owner,
+    spec: InferenceServiceSpec,
+    status: Mapping[str, Any],
+    now: datetime,
+) -> tuple[dict[str, Any] | None, float | None]:
+    """Drift → retrain; returns the new `status.lastRetrain` (None: unchanged) and a requeue."""
+    template = spec.retrain.template
+    drifting = bool((status.get("drift") or {}).get("detected"))
+    waiting = (status.get("lastRetrain") or {}).get("phase") == "RefreshingData"
+    if not ((spec.retrain.enabled and drifting) or waiting):
+        return None, None  # nothing to decide: spare the TrainingJob list and the Dataset read
+    api = context.api
+    jobs = list_objects(api, API_VERSION, "TrainingJob", owner.namespace, retrain_selector(owner))
+    dataset = (
+        get_or_none(api, API_VERSION, "Dataset", owner.namespace, template.dataset_ref.name)
+        if template is not None
+        else None
+    )
+    decision = decide_retrain(
+        owner, spec, status.get("drift"), status.get("lastRetrain"), jobs, dataset, now
+    )
+    if decision.action == "refresh" and decision.training_job and decision.dataset:
+        if dataset is not None:
+            patch(
+                api,
+                API_VERSION,
+                "Dataset",
+                owner.namespace,
+                decision.dataset,
+                build_refresh_patch(decision.training_job),
+            )
+        emit(api, body, "Normal", "RetrainRequested", decision.message)
+    elif decision.action == "create" and decision.training_job and decision.last_retrain:
+        manifest = build_retrain_training_job(
+            owner, spec, decision.training_job, decision.last_retrain.reason or "drift"
+        )
+        try:
+            create(api, manifest)
+            metrics.RETRAINS.inc()
+            metrics.CHILDREN_CREATED.labels(KIND, "TrainingJob").inc()
+            emit(api, body, "Normal", "RetrainStarted", decision.message)
+        except Conflict:
+            pass  # created before a restart: the same name, nothing twice
+    last = decision.last_retrain.to_wire() if decision.last_retrain else None
+    return last, decision.requeue_after
+
+
+def reconcile(context: Context, namespace: str, name: str) -> Outcome:
+    api = context.api
+    body = get_or_none(api, API_VERSION, KIND, namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return DONE
+    meta = body["metadata"]
+    spec = InferenceServiceSpec.model_validate(body.get("spec") or {})
+    status: dict[str, Any] = dict(body.get("status") or {})
+    owner = Owner(name=name, namespace=namespace, uid=meta["uid"])
+    settings = context.settings
+    now = datetime.now(UTC)
+
+    registry = MODEL_VERSIONS.of_model(api, namespace, spec.model.name)
+    resolution = resolve_target(spec.model, registry)
+    target = resolution.target
+    desired = (
+        Desired(target.model_version, template_hash(owner, spec, target, settings), spec.replicas)
+        if target is not None
+        else None
+    )
+    colors = _observe_colors(context, owner, desired)
+    inputs = RolloutInputs(
+        desired=desired,
+        waiting_for=resolution.waiting_for,
+        colors=colors,
+        record=RolloutRecord.from_status(status),
+        rollout=spec.rollout,
+        promote_requested=bool((meta.get("annotations") or {}).get(ANNOTATION_PROMOTE)),
+        now=now,
+    )
+    plan = decide(inputs)
+    logger.debug(
+        "desired %s, observed %s, active %s, candidate %s",
+        desired,
+        {c: (st.template_hash, st.replicas) for c, st in colors.items()},
+        inputs.record.active_color,
+        inputs.record.candidate,
+        extra={"k8s_ref": {"kind": KIND, "namespace": namespace, "name": name}},
+    )
+    if plan.smoke_test_due is not None and target is not None:
+        # The preview Service must select the candidate before the test goes through it.
+        APPLIED.apply(api, build_preview_service(owner, plan.smoke_test_due))
+        smoke = _smoke_test(context, owner, spec, target)
+        emit(
+            api,
+            body,
+            "Normal" if smoke.passed else "Warning",
+            "SmokeTestPassed" if smoke.passed else "SmokeTestFailed",
+            f"{target.model_version} in {plan.smoke_test_due}: {smoke.message}",
+        )
+        plan = decide(inputs, smoke)
+
+    template = desired.template_hash if desired is not None else None
+    _apply_children(context, owner, spec, target, plan, colors, template)
+    _emit_all(context, body, plan)
+    last_retrain, retrain_requeue = _retrain(context, body, owner, spec, status, now)
+
+    generation = int(meta.get("generation") or 0)
+    new_status = status_patch(
+        plan, previous=status, name=name, namespace=namespace, generation=generation, now=now
+    )
+    if last_retrain is not None:
+        new_status["lastRetrain"] = last_retrain
+    if _differs(status, new_status):
+        patch_status(api, API_VERSION, KIND, namespace, name, new_status)
+    if plan.consume_promote:
+        patch(
+            api,
+            API_VERSION,
+            KIND,
+            namespace,
+            name,
+            {"metadata": {"annotations": {ANNOTATION_PROMOTE: None}}},
+        )
+
+    waits = [w for w in (plan.requeue_after, retrain_requeue) if w is not None]
+    return Outcome(requeue_after=min(waits) if waits else None)
+
+
+def _differs(current: Mapping[str, Any], patch_body: Mapping[str, Any]) -> bool:
+    """Whether a merge patch would change anything (keeps the reconcile loop quiet)."""
+    for key, value in patch_body.items():
+        if value is None:
+            if key in current:
+                return True
+        elif json.dumps(current.get(key), sort_keys=True, default=str) != json.dumps(
+            value, sort_keys=True, default=str
+        ):
+            return True
+    return False
+
+
+# --- Kopf wiring: every event hands the InferenceService to the Runner ---------------------
+
+
+@kopf.index(GROUP, "v1alpha1", "modelversions")
+def model_versions_by_model(
+    namespace: str | None,
+    meta: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    **_: Any,
+) -> dict[tuple[str | None, str], dict[str, Any]]:
+    """(namespace, model name) → what target resolution reads of each ModelVersion."""
+    body = {
+        "metadata": {"name": meta["name"], "deletionTimestamp": meta.get("deletionTimestamp")},
+        "spec": dict(spec),
+        "status": {"phase": status.get("phase"), "conditions": status.get("conditions")},
+    }
+    return {(namespace, str(spec.get("modelName"))): body}
+
+
+@kopf.index(GROUP, "v1alpha1", "inferenceservices")
+def inference_services_by_model(
+    namespace: str | None, name: str | None, spec: Mapping[str, Any], **_: Any
+) -> dict[tuple[str | None, str], str | None]:
+    """(namespace, model name) → the InferenceServices that serve that model."""
+    return {(namespace, str((spec.get("model") or {}).get("name"))): name}
+
+
+@kopf.on.event(GROUP, "v1alpha1", "inferenceservices")
+async def inference_service_event(
+    memo: Any, type: str | None, namespace: str | None, name: str | None, **kwargs: Any
+) -> None:
+    MODEL_VERSIONS.bind(kwargs["model_versions_by_model"])
+    runner: Runner = memo.runner
+    if namespace is None or name is None:
+        return
+    if type == "DELETED":
+        runner.forget(KIND, namespace, name)
+        return
+    await runner.trigger(KIND, namespace, name)
+
+
+async def _child_event(
+    memo: Any, body: Mapping[str, Any], labels: Mapping[str, str], type: str | None
+) -> None:
+    """A child changed: unless it is the echo of our own apply, its owner looks again."""
+    meta = body["metadata"]
+    namespace = meta.get("namespace")
+    if namespace is None:
+        return
+    key = (body["apiVersion"], body["kind"], namespace, meta["name"])
+    if APPLIED.observed(key, meta.get("resourceVersion"), deleted=type == "DELETED"):
+        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+
+
+OURS = {LABEL_ISVC: kopf.PRESENT}
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=OURS)
+async def deployment_event(
+    memo: Any, labels: Mapping[str, str], namespace: str | None, **_: Any
+) -> None:
+    # Deployments are compared with what is observed, not cached: every event counts.
+    if namespace is not None:
+        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+
+
+@kopf.on.event("v1", "services", labels=OURS)
+async def service_event(
+    memo: Any, body: Any, labels: Mapping[str, str], type: str | None, **_: Any
+) -> None:
+    await _child_event(memo, body, labels, type)
+
+
+@kopf.on.event("v1", "serviceaccounts", labels=OURS)
+async def service_account_event(
+    memo: Any, body: Any, labels: Mapping[str, str], type: str | None, **_: Any
+) -> None:
+    await _child_event(memo, body, labels, type)
+
+
+@kopf.on.event("rbac.authorization.k8s.io", "v1", "roles", labels=OURS)
+async def role_event(
+    memo: Any, body: Any, labels: Mapping[str, str], type: str | None, **_: Any
+) -> None:
+    await _child_event(memo, body, labels, type)
+
+
+@kopf.on.event("rbac.authorization.k8s.io", "v1", "rolebindings", labels=OURS)
+async def role_binding_event(
+    memo: Any, body: Any, labels: Mapping[str, str], type: str | None, **_: Any
+) -> None:
+    await _child_event(memo, body, labels, type)
+
+
+@kopf.on.event("v1", "pods", labels={LABEL_ISVC: kopf.PRESENT, LABEL_COLOR: kopf.PRESENT})
+async def pod_event(memo: Any, labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
+    if namespace is not None:
+        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+
+
+@kopf.on.event(GROUP, "v1alpha1", "trainingjobs", labels=OURS)
+async def training_job_event(
+    memo: Any, labels: Mapping[str, str], namespace: str | None, **_: Any
+) -> None:
+    if namespace is not None:
+        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+
+
+@kopf.on.event(GROUP, "v1alpha1", "modelversions")
+async def model_version_event(
+    memo: Any, spec: Mapping[str, Any], namespace: str | None, **kwargs: Any
+) -> None:
+    """A new, changed or deleted ModelVersion: every InferenceService of its model looks again."""
+    MODEL_VERSIONS.bind(kwargs["model_versions_by_model"])
+    index: kopf.Index[tuple[str | None, str], str | None] = kwargs["inference_services_by_model"]
+    key = (namespace, str(spec.get("modelName")))
+    if namespace is None or key not in index:
+        return
+    for name in set(index[key]):
+        if name is not None:
+            await memo.runner.trigger(KIND, namespace, name)
