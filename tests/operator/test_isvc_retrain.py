@@ -131,3 +131,18 @@ def test_the_training_job_comes_from_the_template_and_links_back() -> None:
     assert manifest["metadata"]["ownerReferences"][0]["name"] == "iris"
     assert manifest["spec"]["datasetRef"] == {"name": "iris"}
     assert manifest["spec"]["estimator"] == "sklearn.linear_model.LogisticRegression"
+
+
+def test_a_retrain_compares_with_the_serving_version_by_default() -> None:
+    manifest = build_retrain_training_job(OWNER, RETRAINING, "iris-retrain-3", "drift")
+    assert manifest["spec"]["evaluation"]["compareTo"] == "serving"
+    # The template's own evaluation settings are kept.
+    template = TEMPLATE | {"evaluation": {"metric": "f1", "threshold": 0.8, "testSize": 0.3}}
+    strict = spec(retrain={"enabled": True, "template": template})
+    evaluation = build_retrain_training_job(OWNER, strict, "iris-retrain-4", "drift")["spec"][
+        "evaluation"
+    ]
+    assert evaluation["metric"] == "f1"
+    assert evaluation["threshold"] == 0.8
+    assert evaluation["testSize"] == 0.3
+    assert evaluation["compareTo"] == "serving"

@@ -205,6 +205,21 @@ class TrainedArtifact(ApiModel):
     digest: Digest
 
 
+class ServingComparison(ApiModel):
+    """How the candidate scored against the serving version (`evaluation.compareTo: serving`)."""
+
+    metric: MetricName = Field(description="The gate's metric both models were scored on.")
+    candidate: float = Field(description="This run's model's score.")
+    baseline: float | None = Field(
+        None, description="The serving version's score; left out when nothing served the model."
+    )
+    baseline_version: str | None = Field(
+        None, description="The ModelVersion compared with; left out when nothing served."
+    )
+    passed: bool = Field(description="Whether the candidate scored no worse than the baseline.")
+    test_rows: int = Field(ge=0, description="Held-out rows both models were scored on.")
+
+
 class TrainingJobStatus(ApiModel):
     """The observed state of a TrainingJob."""
 
@@ -212,7 +227,7 @@ class TrainingJobStatus(ApiModel):
         None,
         description=(
             "`Pending`, `Running`, `Succeeded` (a ModelVersion was registered), `Rejected` "
-            "(trained but below the gate) or `Failed`."
+            "(trained but below the gate, or worse than the serving version) or `Failed`."
         ),
     )
     job_name: ObjectName | None = Field(None, description="The batch/v1 Job that trains.")
@@ -230,7 +245,14 @@ class TrainingJobStatus(ApiModel):
         None, description="Name of the ModelVersion this run registered."
     )
     rejected_reason: str | None = Field(
-        None, description="Why the model was not registered (the gate it missed)."
+        None,
+        description=(
+            "Why the model was not registered (the gate it missed, or the serving version it "
+            "scored worse than)."
+        ),
+    )
+    comparison: ServingComparison | None = Field(
+        None, description="The comparison with the serving version, when one was asked for."
     )
     start_time: datetime | None = Field(None, description="When training started.")
     completion_time: datetime | None = Field(None, description="When training finished.")

@@ -9,7 +9,8 @@ decision (builders/rollout.py). Each serving Pod is:
   its digest (a mismatch exits 5 with the reason in the termination message);
 - container `server`: `serve`, with the artifact mounted read-only, probes on the v2 health
   endpoints, a preStop pause so clients still routed to it finish, and a grace period above
-  serve's own graceful shutdown;
+  serve's own graceful shutdown; with `monitoring.capture` on, the capture settings and the
+  capture folder's claim mounted read-write;
 - container `drift` when monitoring is on: the sidecar (env per docs/design/contracts.md), which
   patches `status.drift` with the Pod's ServiceAccount `<name>-drift`.
 """
@@ -25,6 +26,7 @@ from typing import Any, Final
 from kubeloop.api.base import API_VERSION, GROUP
 from kubeloop.api.inferenceservice import Color, InferenceServiceSpec
 from kubeloop.builders import common
+from kubeloop.builders.dataset import store_folder
 from kubeloop.builders.target import ServingTarget
 from kubeloop.settings import OperatorSettings
 
@@ -141,18 +143,63 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def _artifact_volumes(target: ServingTarget) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The artifact's claim, when it is on a PVC, read-only at /mnt/pvc/<claim>."""
-    volumes, mounts = common.pvc_volumes(common.pvc_claims(target.artifact_uri))
-    for volume in volumes:
-        volume["persistentVolumeClaim"]["readOnly"] = True
-    for mount in mounts:
-        mount["readOnly"] = True
-    return volumes, mounts
+def capture_uri(owner: Owner, spec: InferenceServiceSpec, settings: OperatorSettings) -> str | None:
+    """Where the serving Pods write captured rows: `capture.uri`, else the artifact store's
+    `captures/<namespace>/<name>/`; None when capture is off."""
+    capture = spec.monitoring.capture
+    if capture is None or not capture.enabled:
+        return None
+    if capture.uri:
+        return str(capture.uri)
+    return store_folder(settings.artifact_store, "captures", owner.namespace, owner.name) + "/"
 
 
-def _fetch_container(target: ServingTarget, settings: OperatorSettings) -> dict[str, Any]:
-    _, artifact_mounts = _artifact_volumes(target)
+@dataclass(frozen=True, slots=True)
+class ClaimVolumes:
+    """The PVCs a serving Pod uses, one volume each, and who mounts which at /mnt/pvc/<claim>."""
+
+    volumes: list[dict[str, Any]]
+    fetch_mounts: list[dict[str, Any]]
+    """The artifact's claim, read-only: fetch copies from it."""
+    server_mounts: list[dict[str, Any]]
+    """The capture folder's claim, read-write: the server writes part files into it."""
+
+
+def claim_volumes(target: ServingTarget, capture: str | None) -> ClaimVolumes:
+    """A claim only read is a read-only volume; one capture writes to (even the artifact's own
+    claim, the default store) is writable, since a readOnly volume refuses every mount's writes."""
+    artifact_claims = common.pvc_claims(target.artifact_uri)
+    capture_claims = common.pvc_claims(capture)
+    claims = common.pvc_claims(target.artifact_uri, capture)
+    volumes, mounts = common.pvc_volumes(claims)
+    for claim, volume in zip(claims, volumes, strict=True):
+        if claim not in capture_claims:
+            volume["persistentVolumeClaim"]["readOnly"] = True
+    by_claim = dict(zip(claims, mounts, strict=True))
+    return ClaimVolumes(
+        volumes=volumes,
+        fetch_mounts=[by_claim[claim] | {"readOnly": True} for claim in artifact_claims],
+        server_mounts=[by_claim[claim] for claim in capture_claims],
+    )
+
+
+def _capture_env(spec: InferenceServiceSpec, uri: str | None) -> dict[str, str | int | float]:
+    """The serve settings of the data capture (docs/design/contracts.md, "Data capture");
+    KUBELOOP_POD_NAME comes from the downward API and KUBELOOP_MODEL_VERSION is already set."""
+    capture = spec.monitoring.capture
+    if uri is None or capture is None:
+        return {}
+    return {
+        "CAPTURE_URI": uri,
+        "CAPTURE_SAMPLE_RATE": capture.sample_rate,
+        "CAPTURE_FLUSH_SECONDS": capture.flush_interval_seconds,
+        "PVC_ROOT": PVC_ROOT,
+    }
+
+
+def _fetch_container(
+    target: ServingTarget, claims: ClaimVolumes, settings: OperatorSettings
+) -> dict[str, Any]:
     return common.runtime_container(
         settings,
         name="fetch",
@@ -167,25 +214,31 @@ def _fetch_container(target: ServingTarget, settings: OperatorSettings) -> dict[
         ],
         env=_env({"PVC_ROOT": PVC_ROOT}),
         resources=FETCH_RESOURCES,
-        volume_mounts=[{"name": "models", "mountPath": MODEL_DIR}, *artifact_mounts],
+        volume_mounts=[{"name": "models", "mountPath": MODEL_DIR}, *claims.fetch_mounts],
     )
 
 
 def _server_container(
-    spec: InferenceServiceSpec, target: ServingTarget, settings: OperatorSettings
+    spec: InferenceServiceSpec,
+    target: ServingTarget,
+    capture: str | None,
+    claims: ClaimVolumes,
+    settings: OperatorSettings,
 ) -> dict[str, Any]:
-    env = _env(
-        {
-            "MODEL_DIR": MODEL_DIR,
-            "MODEL_NAME": target.model_name,
-            "MODEL_VERSION": target.version,
-            "MODEL_DIGEST": target.digest,
-            "PORT": HTTP_PORT,
-            "WINDOW_SIZE": spec.monitoring.window,
-            "GRACEFUL_SHUTDOWN_SECONDS": GRACEFUL_SHUTDOWN_SECONDS,
-            "TERMINATION_LOG": TERMINATION_LOG,
-        }
-    )
+    values: dict[str, str | int | float] = {
+        "MODEL_DIR": MODEL_DIR,
+        "MODEL_NAME": target.model_name,
+        "MODEL_VERSION": target.version,
+        "MODEL_DIGEST": target.digest,
+        "PORT": HTTP_PORT,
+        "WINDOW_SIZE": spec.monitoring.window,
+        "GRACEFUL_SHUTDOWN_SECONDS": GRACEFUL_SHUTDOWN_SECONDS,
+        "TERMINATION_LOG": TERMINATION_LOG,
+    }
+    env = _env(values | _capture_env(spec, capture))
+    if capture is not None:
+        # Names this Pod's part files; retention applies to its own parts only.
+        env.append(_field_env("KUBELOOP_POD_NAME", "metadata.name"))
     # `spec.env` overrides what the operator sets, by name, except where the artifact comes from
     # and the digest it must have: those are the ModelVersion's, not the user's to change.
     extra = {var.name: var.value for var in spec.env or () if var.name not in PROTECTED_ENV}
@@ -197,7 +250,10 @@ def _server_container(
         args=["serve"],
         env=env,
         resources=spec.resources.to_wire() if spec.resources is not None else None,
-        volume_mounts=[{"name": "models", "mountPath": MODEL_DIR, "readOnly": True}],
+        volume_mounts=[
+            {"name": "models", "mountPath": MODEL_DIR, "readOnly": True},
+            *claims.server_mounts,
+        ],
     )
     container |= {
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
@@ -253,14 +309,15 @@ def pod_template(
     settings: OperatorSettings,
 ) -> dict[str, Any]:
     """The serving Pod template of one colour."""
-    containers = [_server_container(spec, target, settings)]
+    capture = capture_uri(owner, spec, settings)
+    claims = claim_volumes(target, capture)
+    containers = [_server_container(spec, target, capture, claims, settings)]
     if spec.monitoring.enabled:
         containers.append(_drift_container(owner, spec, target, color, settings))
-    artifact_volumes, _ = _artifact_volumes(target)
     volumes: list[dict[str, Any]] = [
         {"name": "models", "emptyDir": {}},
         common.tmp_volume(),
-        *artifact_volumes,
+        *claims.volumes,
     ]
     return {
         "metadata": {
@@ -272,7 +329,7 @@ def pod_template(
             "automountServiceAccountToken": spec.monitoring.enabled,
             "securityContext": common.pod_security_context(),
             "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-            "initContainers": [_fetch_container(target, settings)],
+            "initContainers": [_fetch_container(target, claims, settings)],
             "containers": containers,
             "volumes": volumes,
         },
@@ -282,7 +339,8 @@ def pod_template(
 def template_hash(
     owner: Owner, spec: InferenceServiceSpec, target: ServingTarget, settings: OperatorSettings
 ) -> str:
-    """A digest of what a colour would serve (model, image, resources, env, monitoring).
+    """A digest of what a colour would serve (model, image, resources, env, monitoring and its
+    data capture: all rendered into the template).
 
     It is the same for both colours (the template is hashed as rendered for blue), so the rollout
     can tell that the idle colour still runs exactly what is wanted (an immediate rollback). A

@@ -170,8 +170,16 @@ def build_retrain_training_job(
             "annotations": {ANNOTATION_RETRAIN_REASON: reason[:1024]},
             "ownerReferences": [owner_reference(owner, controller=False)],
         },
-        "spec": template.to_wire(),
+        "spec": with_serving_comparison(template.to_wire()),
     }
+
+
+def with_serving_comparison(spec: dict[str, Any]) -> dict[str, Any]:
+    """A retrain replaces what serves: unless the template says otherwise, it must score no
+    worse than the serving version (`evaluation.compareTo: serving`)."""
+    evaluation = dict(spec.get("evaluation") or {})
+    evaluation.setdefault("compareTo", "serving")
+    return {**spec, "evaluation": evaluation}
 
 
 def retrain_selector(owner: Owner) -> str:

@@ -3,10 +3,12 @@
 Order of a run, each step written down in the API before the next, so that a restart at any
 line converges: wait for the Dataset to be Ready → pin its version (status.datasetVersion) →
 create the Job `<name>-train-<uid8>` → read the runtime's `train` result from the termination
-message → apply the gate → allocate the version number (recorded in the per-model counter
-ConfigMap under this TrainingJob's uid, in the same optimistic write that moves the counter, and
-then in status.modelVersion) → create the ModelVersion `<model>-v<n>` (a create that is refused
-when it exists: one TrainingJob never yields two) → status Succeeded.
+message → apply the gate (and, for `compareTo: serving`, the comparison with the version that
+served the model when the Job was created, passed in as `evaluation.baseline`) → allocate the
+version number (recorded in the per-model counter ConfigMap under this TrainingJob's uid, in the
+same optimistic write that moves the counter, and then in status.modelVersion) → create the
+ModelVersion `<model>-v<n>` (a create that is refused when it exists: one TrainingJob never
+yields two) → status Succeeded.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from kubeloop.builders.common import (
     runtime_container,
 )
 from kubeloop.builders.dataset import store_folder
+from kubeloop.builders.inferenceservice import LABEL_ISVC
 from kubeloop.builders.jobs import JobOutcome
 from kubeloop.builders.status import Transition, timestamp, with_transition
 from kubeloop.conditions import conditions_to_wire, find_condition, set_condition
@@ -59,12 +62,87 @@ def artifact_uri(trainingjob: Mapping[str, Any], settings: OperatorSettings) -> 
     return store_folder(settings.artifact_store, "models", spec["modelName"], run)
 
 
+def compares_to_serving(trainingjob: Mapping[str, Any]) -> bool:
+    return (trainingjob["spec"].get("evaluation") or {}).get("compareTo") == "serving"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The ModelVersion serving the TrainingJob's model now, and the InferenceService serving it."""
+
+    uri: str
+    digest: str
+    version: str
+    inference_service: str
+
+    def to_config(self) -> dict[str, str]:
+        """`evaluation.baseline` of the train configuration."""
+        return {"uri": self.uri, "digest": self.digest, "version": self.version}
+
+
+def serving_baseline(
+    trainingjob: Mapping[str, Any],
+    inference_services: Iterable[Mapping[str, Any]],
+    model_versions: Iterable[Mapping[str, Any]],
+) -> Baseline | None:
+    """What a `compareTo: serving` run is compared with: the active ModelVersion of an
+    InferenceService of this model, preferring the one that started this retrain (its label),
+    else the first by name; None when no InferenceService serves a ModelVersion of the model."""
+    model = trainingjob["spec"]["modelName"]
+    versions = {
+        item["metadata"]["name"]: item
+        for item in model_versions
+        if (item.get("spec") or {}).get("modelName") == model
+        and ((item.get("spec") or {}).get("artifact") or {}).get("digest")
+    }
+    serving: list[tuple[str, Mapping[str, Any]]] = []
+    for isvc in inference_services:
+        if ((isvc.get("spec") or {}).get("model") or {}).get("name") != model:
+            continue
+        active = (isvc.get("status") or {}).get("activeModelVersion")
+        if active in versions:
+            serving.append((isvc["metadata"]["name"], versions[active]))
+    if not serving:
+        return None
+    # builders/retrain.py labels the TrainingJobs an InferenceService starts with its name.
+    starter = (trainingjob["metadata"].get("labels") or {}).get(LABEL_ISVC)
+    serving.sort(key=lambda item: (item[0] != starter, item[0]))
+    isvc_name, version = serving[0]
+    artifact = version["spec"]["artifact"]
+    return Baseline(
+        uri=str(artifact["uri"]),
+        digest=str(artifact["digest"]),
+        version=str(version["metadata"]["name"]),
+        inference_service=isvc_name,
+    )
+
+
+def baseline_message(trainingjob: Mapping[str, Any], baseline: Baseline | None) -> str:
+    """What a `compareTo: serving` run is compared with, for its start Event."""
+    model = trainingjob["spec"]["modelName"]
+    if baseline is None:
+        return (
+            f"evaluation.compareTo is serving, but no InferenceService serves a ModelVersion of "
+            f"{model} now: training without a baseline (only the gate decides)"
+        )
+    return (
+        f"comparing with {baseline.version}, served by InferenceService "
+        f"{baseline.inference_service}, on the same held-out rows"
+    )
+
+
 def train_config(
-    trainingjob: Mapping[str, Any], dataset_spec: Mapping[str, Any], output_uri: str
+    trainingjob: Mapping[str, Any],
+    dataset_spec: Mapping[str, Any],
+    output_uri: str,
+    baseline: Baseline | None = None,
 ) -> dict[str, Any]:
     """The runtime's train configuration: the TrainingJob spec passed through, with the Dataset's
-    spec and the output folder (docs/design/contracts.md, "Runtime configuration")."""
+    spec, the output folder and, for `compareTo: serving`, the serving version as
+    `evaluation.baseline` (docs/design/contracts.md, "Runtime configuration")."""
     spec = {key: value for key, value in trainingjob["spec"].items() if key != "datasetRef"}
+    if baseline is not None and compares_to_serving(trainingjob):
+        spec["evaluation"] = {**spec["evaluation"], "baseline": baseline.to_config()}
     return {**spec, "dataset": dict(dataset_spec), "output": {"uri": output_uri}}
 
 
@@ -72,15 +150,17 @@ def build_training_job(
     trainingjob: Mapping[str, Any],
     dataset_spec: Mapping[str, Any],
     settings: OperatorSettings,
+    baseline: Baseline | None = None,
 ) -> dict[str, Any]:
     """The batch Job that trains: resources, deadline and backoff from the spec; the runtime's
-    exit codes 2 to 5 fail it at once (builders.common.job_manifest)."""
+    exit codes 2 to 5 fail it at once (builders.common.job_manifest). It mounts the claims of
+    the data, the output and the baseline's artifact (each once)."""
     meta, spec = trainingjob["metadata"], trainingjob["spec"]
     output = artifact_uri(trainingjob, settings)
-    config = json.dumps(
-        train_config(trainingjob, dataset_spec, output), separators=(",", ":"), sort_keys=True
-    )
-    volumes, mounts = pvc_volumes(pvc_claims(dataset_spec["source"]["uri"], output))
+    config_ = train_config(trainingjob, dataset_spec, output, baseline)
+    config = json.dumps(config_, separators=(",", ":"), sort_keys=True)
+    baseline_uri = ((config_.get("evaluation") or {}).get("baseline") or {}).get("uri")
+    volumes, mounts = pvc_volumes(pvc_claims(dataset_spec["source"]["uri"], output, baseline_uri))
     container = runtime_container(
         settings,
         name=CONTAINER,
@@ -306,6 +386,12 @@ def _result_fields(result: Mapping[str, Any]) -> dict[str, Any]:
     dataset = result.get("dataset") or {}
     if dataset.get("digest"):
         fields["datasetVersion"] = dataset["digest"]
+    comparison = result.get("comparison")
+    if isinstance(comparison, dict) and {"metric", "candidate", "passed"} <= comparison.keys():
+        keys = ("metric", "candidate", "baseline", "baselineVersion", "passed", "testRows")
+        fields["comparison"] = {
+            key: comparison[key] for key in keys if comparison.get(key) is not None
+        }
     return {key: value for key, value in fields.items() if value is not None}
 
 
@@ -317,6 +403,23 @@ def gate_message(result: Mapping[str, Any]) -> str:
         side = "above" if lower else "below"
         return f"{gate['metric']} {gate['value']:.4g} is {side} the threshold {gate['threshold']:g}"
     return str(result.get("message") or "the model missed its gate")
+
+
+def comparison_message(result: Mapping[str, Any]) -> str:
+    """`<metric> <candidate> is worse than <baseline> of the serving version <v> on the same
+    <n> held-out rows`: what the comparison said."""
+    comparison = result.get("comparison") or {}
+    if {"metric", "candidate", "baseline"} <= comparison.keys() and isinstance(
+        comparison["baseline"], int | float
+    ):
+        version = comparison.get("baselineVersion") or "serving now"
+        rows = comparison.get("testRows")
+        where = f" on the same {rows} held-out rows" if rows is not None else ""
+        return (
+            f"{comparison['metric']} {comparison['candidate']:.4g} is worse than "
+            f"{comparison['baseline']:.4g} of the serving version {version}{where}"
+        )
+    return str(result.get("message") or "the model scored worse than the serving version")
 
 
 def finished_status(
@@ -339,9 +442,24 @@ def finished_status(
         message = f"registered ModelVersion {model_version}{score}"
         transition = Transition("Succeeded", "ready", "Registered", message)
         events: list[Event] = [("Normal", "Registered", f"{message}; gate: {gate}")]
-    elif outcome.reason == "GateFailed" or result.get("passed") is False:
+    elif outcome.reason == "ComparisonFailed" or (
+        result.get("passed") is False
+        and (result.get("gate") or {}).get("passed", True)
+        and (result.get("comparison") or {}).get("passed") is False
+    ):
         message = (
-            f"{gate_message(result)}: no ModelVersion was registered. Improve the model "
+            f"{comparison_message(result)}: no ModelVersion was registered. The serving version "
+            "stays; improve the model (data, estimator, params) in a new TrainingJob"
+        )
+        status["rejectedReason"] = message
+        transition = Transition("Rejected", "stalled", "ComparisonFailed", message)
+        events = [("Warning", "Rejected", message)]
+    elif outcome.reason == "GateFailed" or result.get("passed") is False:
+        missed = gate_message(result)
+        if (result.get("comparison") or {}).get("passed") is False:
+            missed += f"; {comparison_message(result)}"
+        message = (
+            f"{missed}: no ModelVersion was registered. Improve the model "
             "(data, estimator, params) or lower the threshold in a new TrainingJob"
         )
         status["rejectedReason"] = message

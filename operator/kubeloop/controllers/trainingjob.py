@@ -141,6 +141,17 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
     return DONE
 
 
+def serving_baseline(context: Context, trainingjob: dict[str, Any]) -> builder.Baseline | None:
+    """For `compareTo: serving`: the ModelVersion serving the model now (builder decides)."""
+    if not builder.compares_to_serving(trainingjob):
+        return None
+    namespace, model = trainingjob["metadata"]["namespace"], trainingjob["spec"]["modelName"]
+    services = kube.list_objects(context.api, API_VERSION, "InferenceService", namespace)
+    return builder.serving_baseline(
+        trainingjob, services, model_versions_of(context, namespace, model)
+    )
+
+
 def start(context: Context, trainingjob: dict[str, Any], job_name: str, now: datetime) -> Outcome:
     """Wait for the Dataset, pin its version, create the training Job."""
     meta, spec = trainingjob["metadata"], trainingjob["spec"]
@@ -163,20 +174,27 @@ def start(context: Context, trainingjob: dict[str, Any], job_name: str, now: dat
     pinned = status.get("datasetVersion") or dataset["status"]["version"]
     running = builder.running_status(trainingjob, job_name, pinned, readiness[2], None, now)
     _write_status(context, trainingjob, running)  # the pin, before the Job exists
+    baseline = serving_baseline(context, trainingjob)
+    manifest = builder.build_training_job(trainingjob, dataset["spec"], context.settings, baseline)
     try:
-        kube.create(
-            context.api, builder.build_training_job(trainingjob, dataset["spec"], context.settings)
-        )
+        kube.create(context.api, manifest)
         failpoints.reached("trainingjob.job-created")
         metrics.CHILDREN_CREATED.labels(KIND, "Job").inc()
-        emit(
-            context.api,
-            trainingjob,
-            "Normal",
-            "TrainingStarted",
+        message = (
             f"training {spec['estimator']} in Job {job_name} on Dataset {dataset_name} "
-            f"version {pinned}",
+            f"version {pinned}"
         )
+        if builder.compares_to_serving(trainingjob):
+            message += f"; {builder.baseline_message(trainingjob, baseline)}"
+        emit(context.api, trainingjob, "Normal", "TrainingStarted", message)
+        if builder.compares_to_serving(trainingjob) and baseline is None:
+            emit(
+                context.api,
+                trainingjob,
+                "Normal",
+                "NoBaseline",
+                builder.baseline_message(trainingjob, baseline),
+            )
     except Conflict:
         pass
     return DONE
