@@ -74,10 +74,19 @@ def node_images(kubectl: KubectlRunner, kubeconfig: str, ready_node: str) -> set
         subprocess.run(
             ["bash", str(REPO / "hack" / "images.sh"), "load", *tags], check=True, timeout=1800
         )
-    images = images_on_nodes(kubectl)
-    for repository, tag in (OPERATOR_IMAGE, RUNTIME_IMAGE):
-        if not has_image(images, repository, tag):
-            pytest.skip(f"{repository}:{tag} is not on the node: load it there first")
+
+    def loaded() -> set[str]:
+        images = images_on_nodes(kubectl)
+        wanted = (OPERATOR_IMAGE, RUNTIME_IMAGE)
+        return images if all(has_image(images, *image) for image in wanted) else set()
+
+    if is_local_node(kubeconfig):
+        # The kubelet lists a freshly imported image in the Node's status only at its next
+        # status update (every 10 s), so a just-loaded image is waited for, not skipped.
+        return eventually(loaded, timeout=90, interval=1, what=f"{tags} in the Node's status")
+    images = loaded()
+    if not images:
+        pytest.skip(f"{' and '.join(tags)} must be on the node: load them there first")
     return images
 
 
