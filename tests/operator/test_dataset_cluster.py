@@ -117,9 +117,11 @@ def test_unreachable_source_is_retried_with_backoff_then_stalled(
 
         eventually(retrying_or_stalled, what="Reconciling (retrying) or Stalled")
     assert len(attempts) >= 2, "the source was not retried"
-    assert [job.rsplit("-", 1)[1] for job in attempts] == [
-        f"a{n + 1}" for n in range(len(attempts))
-    ]
+    # Each retry is a new Job with the next attempt number. On a real node a quick retry can run
+    # and fail between two polls, so the test may not see every attempt: only their order.
+    numbers = [int(job.rsplit("-", 1)[1].removeprefix("a")) for job in attempts]
+    assert numbers[0] == 1, attempts
+    assert numbers == sorted(set(numbers)), attempts
     kubectl("wait", "-n", namespace, "--for=condition=Stalled", "dataset/remote", "--timeout=5s")
     stalled = condition(dataset_status(api, namespace, "remote"), "Stalled")
     assert stalled["reason"] == "SourceUnreachable"
