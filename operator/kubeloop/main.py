@@ -64,7 +64,7 @@ def kopf_settings(settings: OperatorSettings, priority: int) -> kopf.OperatorSet
 
 def run(settings: OperatorSettings) -> None:
     """Run the operator until it is stopped (SIGTERM/SIGINT)."""
-    api = connect(settings.kubeconfig)
+    api = connect(settings.kubeconfig, connections=settings.reconcile_workers)
     context = Context(api=api, settings=settings)
     runner = Runner(context)
     controllers.register(runner)

@@ -4,7 +4,9 @@ Kopf calls `Runner.trigger` from `@kopf.on.event` handlers (an event of the obje
 its children). A reconcile is a plain synchronous function `(context, namespace, name) ->
 Outcome`: it reads the object fresh, decides, applies, writes status. It runs in a worker thread
 so the sync kubernetes client never blocks Kopf's event loop. Triggers that arrive while the
-object's reconcile runs are coalesced into one more run. `Outcome.requeue_after` asks for a run
+object's reconcile runs are coalesced into one more run. Up to `settings.reconcile_workers`
+reconciles of different objects run at once (the interpreter's default pool, 4 + CPUs threads,
+left the API server idle while a burst of objects waited). `Outcome.requeue_after` asks for a run
 later (a refresh interval, a backoff); a failing reconcile is retried with exponential backoff.
 
 Why not Kopf timers or TemporaryError retries: timers add a finalizer to every object, and
@@ -19,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +72,9 @@ class Runner:
         self._reconcilers: dict[str, Reconcile] = {}
         self._states: dict[Key, _State] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pool = ThreadPoolExecutor(
+            max_workers=context.settings.reconcile_workers, thread_name_prefix="reconcile"
+        )
 
     def register(self, kind: str, reconcile: Reconcile) -> None:
         self._reconcilers[kind] = reconcile
@@ -132,7 +138,10 @@ class Runner:
         started = time.perf_counter()
         metrics.RECONCILES.labels(kind).inc()
         try:
-            outcome = await asyncio.to_thread(reconcile, self.context, namespace, name)
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(
+                self._pool, reconcile, self.context, namespace, name
+            )
         except Exception:
             state.failures += 1
             delay = self.backoff(state.failures)

@@ -73,6 +73,10 @@ class OperatorSettings(BaseSettings):
     retry_max_seconds: float = Field(default=300.0, gt=0)
     """Longest delay of the exponential backoff."""
 
+    reconcile_workers: int = Field(default=16, ge=1, le=256)
+    """Reconciles that run at once (threads; each waits on the API server most of its time).
+    The API client's connection pool is sized to match."""
+
     history_limit: int = Field(default=10, ge=1, le=20)
     """Most versions kept in a Dataset's `status.history`."""
 

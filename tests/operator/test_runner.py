@@ -86,3 +86,33 @@ def test_a_failing_reconcile_is_retried_with_backoff() -> None:
     assert len(calls) == 3
     assert calls[2] - calls[1] > calls[1] - calls[0]  # 0.1 s after 0.05 s
     assert [runner.backoff(n) for n in (1, 2, 3, 10)] == [0.05, 0.1, 0.2, 0.2]
+
+
+def test_reconciles_of_different_objects_run_at_once_up_to_the_worker_count() -> None:
+    runner = Runner(Context(api=None, settings=OperatorSettings(reconcile_workers=3)))  # type: ignore[arg-type]
+    lock = threading.Lock()
+    running, most = 0, 0
+    release = threading.Event()
+
+    def reconcile(context: Context, namespace: str, name: str) -> Outcome:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        release.wait(timeout=5)
+        with lock:
+            running -= 1
+        return DONE
+
+    runner.register("Thing", reconcile)
+
+    async def scenario() -> None:
+        runs = [asyncio.ensure_future(runner.trigger("Thing", "ns", str(i))) for i in range(8)]
+        await asyncio.sleep(0.3)  # all eight triggered; only three may be running
+        with lock:
+            assert running == 3
+        release.set()
+        await asyncio.gather(*runs)
+
+    asyncio.run(scenario())
+    assert most == 3

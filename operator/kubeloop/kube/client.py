@@ -15,17 +15,21 @@ from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 
 
-def connect(kubeconfig: str | None = None) -> k8s.ApiClient:
-    """An ApiClient: the given kubeconfig, else in-cluster, else `$KUBECONFIG`/~/.kube/config."""
+def connect(kubeconfig: str | None = None, *, connections: int | None = None) -> k8s.ApiClient:
+    """An ApiClient: the given kubeconfig, else in-cluster, else `$KUBECONFIG`/~/.kube/config.
+
+    `connections` sizes the pool of kept-alive connections (the client's default is 5 per CPU):
+    give the number of threads that use the client at once, or their requests queue for one."""
+    configuration = k8s.Configuration()
     if kubeconfig:
-        api: k8s.ApiClient = k8s_config.new_client_from_config(config_file=kubeconfig)
-        return api
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        configuration = k8s.Configuration()
+        k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    elif os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         k8s_config.load_incluster_config(client_configuration=configuration)
-        return k8s.ApiClient(configuration)
-    default: k8s.ApiClient = k8s_config.new_client_from_config()
-    return default
+    else:
+        k8s_config.load_kube_config(client_configuration=configuration)
+    if connections is not None:
+        configuration.connection_pool_maxsize = max(connections, 1)
+    return k8s.ApiClient(configuration)
 
 
 @lru_cache(maxsize=8)
