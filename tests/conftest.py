@@ -6,8 +6,10 @@ when running, or started and, unless KUBELOOP_KEEP_CLUSTER=1, stopped again at t
 session. Where the node cannot run (not root, packages missing, or another node of ours runs on
 this machine) the local cluster starts without it, and the `node` tests skip.
 
-`node` tests (they need running Pods) skip when the cluster has no Ready node. A module that sets
-`RUNS_LAST = True` runs after every other test (the test of `devcluster down` stops the cluster).
+`node` tests (they need running Pods) skip when the cluster has no Ready node. The tests that
+play the kubelet (tests/operator/played) need the opposite: that folder's conftest gives them a
+cluster without a Ready node. A module that sets `RUNS_LAST = True` runs after every other test
+(the test of `devcluster down` stops the cluster).
 
 Tools (kubectl, helm, kubeconform) come from the pinned build cache (hack/build-tools.sh), else
 from PATH.
@@ -18,20 +20,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import devcluster  # hack/devcluster.py, on pytest's pythonpath
-
-REPO = Path(__file__).resolve().parent.parent
-KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
+from clusters import KubectlRunner, apply_crds, kubectl_runner, node_names, ready_node_name
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -114,39 +112,13 @@ def k8s_api_client(kubeconfig: str) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: str, tool_path: Callable[[str], str]) -> KubectlRunner:
-    binary = tool_path("kubectl")
-
-    def run(
-        *args: str, check: bool = True, input: str | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [binary, f"--kubeconfig={kubeconfig}", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} exited {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    return run
+    return kubectl_runner(tool_path("kubectl"), kubeconfig)
 
 
 @pytest.fixture(scope="session")
 def kubeloop_crds(kubectl: KubectlRunner) -> list[str]:
     """Apply every CRD in crds/ (server-side) and wait until each is Established."""
-    files = sorted((REPO / "crds").glob("*.yaml"))
-    if not files:
-        pytest.fail("crds/ has no CRD files: run `python -m kubeloop.crdgen`")
-    kubectl("apply", "--server-side", "--force-conflicts", *(f"-f={f}" for f in files))
-    names = kubectl("get", "crd", "-o", "name").stdout.split()
-    ours = [n for n in names if n.endswith(".kubeloop.dev")]
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", *ours)
-    return ours
+    return apply_crds(kubectl)
 
 
 @pytest.fixture
@@ -176,15 +148,11 @@ def namespace(kubectl: KubectlRunner, request: pytest.FixtureRequest) -> Iterato
 @pytest.fixture(scope="session")
 def ready_node(k8s_api_client: Any, kubeconfig: str) -> str:
     """The name of a Ready node of the cluster; skips the test when there is none."""
-    from kubernetes import client
-
-    nodes = client.CoreV1Api(k8s_api_client).list_node().items
-    for node in nodes:
-        conditions = node.status.conditions or []
-        if any(c.type == "Ready" and c.status == "True" for c in conditions):
-            return str(node.metadata.name)
-    names = ", ".join(n.metadata.name for n in nodes) or "none"
-    pytest.skip(f"the cluster at {kubeconfig} has no Ready node (nodes: {names})")
+    name = ready_node_name(k8s_api_client)
+    if name is None:
+        nodes = node_names(k8s_api_client)
+        pytest.skip(f"the cluster at {kubeconfig} has no Ready node (nodes: {nodes})")
+    return name
 
 
 @pytest.fixture(autouse=True)

@@ -33,6 +33,24 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def free_plane_port() -> int:
+    """An API server port for a hack/devcluster plane whose etcd ports (port-4064, port-4063)
+    are free as well."""
+    while True:
+        port = free_port()
+        if port > 5500 and all(port_is_free(port - offset) for offset in (4064, 4063)):
+            return port
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 # Images every local node has (hack/devcluster.py imports them at `up`; nothing can be pulled).
 PAUSE_IMAGE = "kubeloop.dev/pause:3.10"
 TESTKIT_IMAGE = "kubeloop.dev/testkit:dev"

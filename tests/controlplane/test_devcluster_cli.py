@@ -5,7 +5,6 @@ built binaries, not a running cluster."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import pytest
 
 import devcluster
 import hostnet
-from support import free_port
+from clusters import plane_layout
+from support import free_plane_port
 
 REPO = Path(__file__).resolve().parents[2]
 needs_local_binaries = pytest.mark.skipif(
@@ -32,23 +32,6 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
-def free_plane_port() -> int:
-    """An API server port whose etcd ports (port-4064, port-4063) are free as well."""
-    while True:
-        port = free_port()
-        if port > 5500 and all(_free(port - offset) for offset in (4064, 4063)):
-            return port
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.mark.cluster
 @needs_local_binaries
 def test_up_reuse_and_down(tmp_path: Path) -> None:
@@ -61,13 +44,7 @@ def test_up_reuse_and_down(tmp_path: Path) -> None:
         "KUBELOOP_DEVCLUSTER_NODE": "0",
     }
     env.pop("KUBECONFIG", None)
-    layout = devcluster.Layout(
-        root=tmp_path / "plane",
-        bin=devcluster.Layout.from_env().bin,
-        etcd_port=port - 4064,
-        etcd_peer_port=port - 4063,
-        apiserver_port=port,
-    )
+    layout = plane_layout(tmp_path / "plane", port)
     try:
         first = run(["up"], env)
         assert first.returncode == 0, first.stderr

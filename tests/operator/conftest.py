@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_kubelet import JobRunner, has_ready_node
+from helpers_kubelet import JobRunner, artifact_claim, has_ready_node
 from helpers_operator import OperatorProcess
 
 from kubeloop.kube import apply as kube
@@ -74,13 +74,3 @@ def jobs(api: Any, namespace: str, tmp_path: Path) -> JobRunner:
     if real_node:
         kube.create(api, artifact_claim(namespace))
     return JobRunner(api=api, namespace=namespace, pvc_root=pvc_root, real_node=real_node)
-
-
-def artifact_claim(namespace: str) -> dict[str, Any]:
-    """The default artifact store, `pvc://kubeloop-artifacts/`, on the default StorageClass."""
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "kubeloop-artifacts", "namespace": namespace},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    }

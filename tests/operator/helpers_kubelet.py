@@ -29,6 +29,17 @@ def has_ready_node(api: Any) -> bool:
     )
 
 
+def artifact_claim(namespace: str) -> dict[str, Any]:
+    """The default artifact store, `pvc://kubeloop-artifacts/`, on the default StorageClass (the
+    real node's Jobs and Pods mount it; the played ones use a local folder instead)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "kubeloop-artifacts", "namespace": namespace},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+
+
 @dataclass
 class JobRunner:
     """Makes a Job's Pod run: nothing to do on a real node; played on the API-only plane."""

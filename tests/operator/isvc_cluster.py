@@ -3,7 +3,8 @@
 On the API-only plane nothing runs Pods, so `make_pods_ready` plays the kubelet: it writes the
 status a kubelet would write (Running, Ready, containers running) on the Pods the ReplicaSet
 controller created. The Deployment and ReplicaSet controllers are real and compute availability
-from it (minReadySeconds included). Tests that use it say so; on the real node they are not used.
+from it (minReadySeconds included). Tests that use it say so and live in tests/operator/played,
+whose conftest gives them a cluster without a Ready node; test_isvc_node.py uses the rest.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from helpers_kubelet import JobRunner
 
 from kubeloop.api.base import API_VERSION
@@ -55,30 +56,15 @@ def trained_iris() -> Path:
 def create_ready_model_version(api: Any, namespace: str, jobs: JobRunner, version: int) -> str:
     """A hand-registered ModelVersion of a real iris artifact, verified by the operator's fetch
     Job (run by the kubelet played with the real runtime on the API-only plane, helpers_kubelet)."""
-    name = f"iris-v{version}"
     artifact = trained_iris()
     shutil.copytree(
         artifact,
         jobs.pvc_root / "kubeloop-artifacts" / "models" / "iris" / f"v{version}",
         dirs_exist_ok=True,
     )
+    uri = f"pvc://kubeloop-artifacts/models/iris/v{version}/"
     digest = (artifact / "model.sha256").read_text().strip()
-    create(
-        api,
-        {
-            "apiVersion": API_VERSION,
-            "kind": "ModelVersion",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "modelName": "iris",
-                "version": version,
-                "artifact": {
-                    "uri": f"pvc://kubeloop-artifacts/models/iris/v{version}/",
-                    "digest": digest,
-                },
-            },
-        },
-    )
+    name = register_model_version(api, namespace, version, {"uri": uri, "digest": digest})
     verify_job = eventually(
         lambda: (get(api, API_VERSION, "ModelVersion", namespace, name).get("status") or {}).get(
             "verifyJob"
@@ -87,6 +73,29 @@ def create_ready_model_version(api: Any, namespace: str, jobs: JobRunner, versio
         what=f"the verify Job of {name}",
     )
     assert jobs.run(verify_job) == 0
+    wait_model_version_ready(api, namespace, name)
+    return name
+
+
+def register_model_version(api: Any, namespace: str, version: int, artifact: dict[str, str]) -> str:
+    """ModelVersion iris-v<version> of `artifact` ({uri, digest}), registered by hand: the
+    operator verifies it with its fetch Job. Its name."""
+    name = f"iris-v{version}"
+    create(
+        api,
+        {
+            "apiVersion": API_VERSION,
+            "kind": "ModelVersion",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"modelName": "iris", "version": version, "artifact": artifact},
+        },
+    )
+    return name
+
+
+def wait_model_version_ready(
+    api: Any, namespace: str, name: str, timeout: float = 30, interval: float = 0.05
+) -> None:
     eventually(
         lambda: (
             (get(api, API_VERSION, "ModelVersion", namespace, name).get("status") or {}).get(
@@ -94,10 +103,10 @@ def create_ready_model_version(api: Any, namespace: str, jobs: JobRunner, versio
             )
             == "Ready"
         ),
-        timeout=30,
+        timeout=timeout,
+        interval=interval,
         what=f"{name} Ready",
     )
-    return name
 
 
 def isvc_manifest(namespace: str, name: str = "iris", **spec: Any) -> dict[str, Any]:
@@ -130,25 +139,30 @@ def isvc_status(api: Any, namespace: str, name: str = "iris") -> dict[str, Any]:
     return dict(isvc(api, namespace, name).get("status") or {})
 
 
+def wait_status(
+    api: Any,
+    namespace: str,
+    check: Callable[[dict[str, Any]], Any],
+    what: str,
+    timeout: float = 60,
+    interval: float = 0.2,
+) -> dict[str, Any]:
+    """InferenceService iris's status once `check` holds for it."""
+
+    def probe() -> dict[str, Any] | None:
+        status = isvc_status(api, namespace)
+        return status if check(status) else None
+
+    result: dict[str, Any] = eventually(probe, timeout=timeout, interval=interval, what=what)
+    return result
+
+
 def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
     return next((c for c in status.get("conditions") or () if c["type"] == type_), {})
 
 
 def deployment(api: Any, namespace: str, name: str) -> dict[str, Any]:
     return get(api, "apps/v1", "Deployment", namespace, name)
-
-
-def api_only_plane(api: Any) -> None:
-    """Skip a test that plays the kubelet when the cluster has a real one (a Ready node would
-    fight over the Pods' status); test_isvc_node.py covers those paths with real Pods."""
-    for node in list_objects(api, "v1", "Node", None):
-        if any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in node.get("status", {}).get("conditions") or ()
-        ):
-            pytest.skip(
-                f"plays the kubelet; the cluster has a Ready node {node['metadata']['name']}"
-            )
 
 
 def make_pods_ready(api: Any, namespace: str, selector: str) -> int:
@@ -187,6 +201,17 @@ def make_pods_ready(api: Any, namespace: str, selector: str) -> int:
         )
         count += 1
     return count
+
+
+def drift(detected: bool) -> dict[str, Any]:
+    """A `status.drift` as the drift sidecar patches it."""
+    return {
+        "detected": detected,
+        "score": 0.75 if detected else 0.0,
+        "driftedFeatures": ["petal length (cm)"] if detected else [],
+        "reporters": 1,
+        "checkedAt": stamp(),
+    }
 
 
 def events(api: Any, namespace: str, name: str = "iris") -> list[str]:

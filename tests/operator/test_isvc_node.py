@@ -16,7 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
-from isvc_cluster import condition, events, isvc_manifest, isvc_status
+from helpers_kubelet import artifact_claim
+from isvc_cluster import (
+    condition,
+    events,
+    isvc_manifest,
+    isvc_status,
+    register_model_version,
+    wait_model_version_ready,
+    wait_status,
+)
 
 from kubeloop.api.base import API_VERSION
 from kubeloop.kube.apply import create, get, list_objects, patch
@@ -116,31 +125,6 @@ def train_artifact(api: Any, namespace: str, run: str) -> dict[str, str]:
     return {"uri": message["artifact"]["uri"], "digest": message["artifact"]["digest"]}
 
 
-def register(api: Any, namespace: str, version: int, artifact: dict[str, str]) -> None:
-    """A hand-registered ModelVersion; the operator verifies it with a fetch Job on the node."""
-    name = f"iris-v{version}"
-    create(
-        api,
-        {
-            "apiVersion": API_VERSION,
-            "kind": "ModelVersion",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"modelName": "iris", "version": version, "artifact": artifact},
-        },
-    )
-    eventually(
-        lambda: (
-            (get(api, API_VERSION, "ModelVersion", namespace, name).get("status") or {}).get(
-                "phase"
-            )
-            == "Ready"
-        ),
-        timeout=180,
-        interval=1,
-        what=f"{name} verified",
-    )
-
-
 def predict(api: Any, namespace: str, service: str) -> list[Any]:
     address = get(api, "v1", "Service", namespace, service)["spec"]["clusterIP"]
 
@@ -155,33 +139,15 @@ def predict(api: Any, namespace: str, service: str) -> list[Any]:
     return result
 
 
-def wait_status(api: Any, namespace: str, check: Any, what: str, timeout: float) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        status = isvc_status(api, namespace)
-        return status if check(status) else None
-
-    result: dict[str, Any] = eventually(probe, timeout=timeout, interval=0.5, what=what)
-    return result
-
-
 @pytest.fixture
 def serving(api: Any, namespace: str, operator: Any, kubectl: Any, runtime_image: str) -> str:
     """iris-v1 served from blue on real Pods, smoke-tested through the preview Service."""
-    create(
-        api,
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "kubeloop-artifacts", "namespace": namespace},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    )
+    create(api, artifact_claim(namespace))
     artifact = train_artifact(api, namespace, "t1")
     operator.start()
-    register(api, namespace, 1, artifact)
+    # The operator verifies the hand-registered version with its fetch Job on the node.
+    name = register_model_version(api, namespace, 1, artifact)
+    wait_model_version_ready(api, namespace, name, timeout=180, interval=1)
     rollout = {
         "minReadySeconds": 1,
         "scaleDownDelaySeconds": 5,
@@ -218,6 +184,7 @@ def test_real_pods_serve_after_a_smoke_test_and_the_sidecar_reports_drift_status
         lambda s: bool((s.get("drift") or {}).get("reports")),
         "a drift report from the sidecar",
         timeout=60,
+        interval=0.5,
     )
     (pod,) = reported["drift"]["reports"]
     assert pod.startswith("iris-blue-")
@@ -248,6 +215,7 @@ def test_a_failing_smoke_test_aborts_and_blue_keeps_serving(api: Any, serving: s
         lambda s: (s.get("candidate") or {}).get("phase") == "Failed",
         "the candidate Failed",
         timeout=180,
+        interval=0.5,
     )
     assert "SmokeTestFailed" in aborted["candidate"]["message"]
     assert "HTTP 422" in aborted["candidate"]["message"]
@@ -285,6 +253,7 @@ def test_a_crash_looping_candidate_is_aborted_with_its_last_message(api: Any, se
         lambda s: (s.get("candidate") or {}).get("phase") == "Failed",
         "the candidate Failed",
         timeout=120,
+        interval=0.5,
     )
     assert time.monotonic() - started >= 30  # the deadline, not a first crash, aborts it
     message = aborted["candidate"]["message"]

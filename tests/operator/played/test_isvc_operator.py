@@ -1,9 +1,10 @@
 """The InferenceService controller end to end against a real API server, with the real operator.
 
-These run on the API-only plane: no kubelet runs Pods there, so each test PLAYS THE KUBELET where
-Pods must become ready (`make_pods_ready` writes the Pod status a kubelet would). The Deployment,
-ReplicaSet and garbage-collector controllers are real. The smoke test needs ClusterIP routing,
-so it is off here; test_isvc_node.py covers it on the real node.
+These run on an API-only plane (this folder's conftest picks or starts one): no kubelet runs Pods
+there, so each test PLAYS THE KUBELET where Pods must become ready (`make_pods_ready` writes the
+Pod status a kubelet would). The Deployment, ReplicaSet and garbage-collector controllers are
+real. The smoke test needs ClusterIP routing, so it is off here; test_isvc_node.py covers it on
+the real node.
 """
 
 from __future__ import annotations
@@ -13,28 +14,23 @@ from typing import Any
 
 import pytest
 from isvc_cluster import (
-    api_only_plane,
     condition,
     create_ready_model_version,
     deployment,
+    drift,
     events,
     isvc,
     isvc_manifest,
     isvc_status,
     make_pods_ready,
+    wait_status,
 )
 
 from kubeloop.api.base import API_VERSION
 from kubeloop.kube.apply import create, delete, get, list_objects, patch, patch_status
-from kubeloop.kube.errors import Forbidden
 from support import eventually
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def kubelet_played(api: Any) -> None:
-    api_only_plane(api)
 
 
 BLUE = "kubeloop.dev/inferenceservice=iris,kubeloop.dev/color=blue"
@@ -47,17 +43,6 @@ def selector_color(api: Any, namespace: str, service: str) -> str:
     )
 
 
-def wait_status(
-    api: Any, namespace: str, check: Any, what: str, timeout: float = 60
-) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        status = isvc_status(api, namespace)
-        return status if check(status) else None
-
-    result: dict[str, Any] = eventually(probe, timeout=timeout, interval=0.2, what=what)
-    return result
-
-
 def serve_blue(api: Any, namespace: str, operator: Any, jobs: Any, **spec: Any) -> None:
     """An InferenceService serving iris-v1 from blue (the kubelet played for its Pods)."""
     operator.start()
@@ -68,7 +53,7 @@ def serve_blue(api: Any, namespace: str, operator: Any, jobs: Any, **spec: Any) 
 
 
 def test_pending_names_what_it_waits_for_then_ready_and_kubectl_wait(
-    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None, kubectl: Any
+    api: Any, namespace: str, operator: Any, jobs: Any, kubectl: Any
 ) -> None:
     operator.start()
     create(api, isvc_manifest(namespace))
@@ -126,7 +111,7 @@ def test_pending_names_what_it_waits_for_then_ready_and_kubectl_wait(
 
 
 def test_latest_rolls_out_a_new_version_blue_green_and_scales_the_old_colour_down(
-    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any
 ) -> None:
     serve_blue(api, namespace, operator, jobs)
     create_ready_model_version(api, namespace, jobs, 2)
@@ -160,9 +145,7 @@ def test_latest_rolls_out_a_new_version_blue_green_and_scales_the_old_colour_dow
     assert "ScaledDown" in events(api, namespace)
 
 
-def test_replicas_alone_scale_in_place(
-    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
-) -> None:
+def test_replicas_alone_scale_in_place(api: Any, namespace: str, operator: Any, jobs: Any) -> None:
     serve_blue(api, namespace, operator, jobs)
     patch(api, API_VERSION, "InferenceService", namespace, "iris", {"spec": {"replicas": 3}})
     eventually(
@@ -175,7 +158,7 @@ def test_replicas_alone_scale_in_place(
 
 
 def test_a_candidate_that_never_becomes_ready_is_aborted_and_blue_keeps_serving(
-    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any
 ) -> None:
     serve_blue(
         api,
@@ -220,7 +203,7 @@ def test_a_candidate_that_never_becomes_ready_is_aborted_and_blue_keeps_serving(
 
 
 def test_rollback_to_the_previous_version_within_the_delay_is_immediate(
-    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any
 ) -> None:
     serve_blue(
         api,
@@ -264,7 +247,7 @@ def test_rollback_to_the_previous_version_within_the_delay_is_immediate(
 
 
 def test_promotion_by_annotation_without_auto_promote(
-    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any
 ) -> None:
     serve_blue(
         api,
@@ -308,17 +291,6 @@ def test_promotion_by_annotation_without_auto_promote(
     )
 
 
-def drift(detected: bool) -> dict[str, Any]:
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return {
-        "detected": detected,
-        "score": 0.75 if detected else 0.0,
-        "driftedFeatures": ["petal length (cm)"] if detected else [],
-        "reporters": 1,
-        "checkedAt": now,
-    }
-
-
 RETRAIN = {
     "enabled": True,
     "cooldown": "1h",
@@ -340,7 +312,7 @@ def retrain_jobs(api: Any, namespace: str) -> list[str]:
 
 
 def test_drift_refreshes_the_dataset_and_retrains_once_per_cooldown_and_never_while_one_runs(
-    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any
 ) -> None:
     create(
         api,
@@ -437,75 +409,6 @@ def test_drift_refreshes_the_dataset_and_retrains_once_per_cooldown_and_never_wh
     )
 
 
-def token_client(api: Any, namespace: str, account: str) -> Any:
-    """An ApiClient that authenticates with a TokenRequest token of `account`."""
-    from kubernetes import client as k8s
-
-    request = k8s.AuthenticationV1TokenRequest(
-        spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=600)
-    )
-    token = (
-        k8s.CoreV1Api(api)
-        .create_namespaced_service_account_token(account, namespace, request)
-        .status.token
-    )
-    configuration = k8s.Configuration()
-    configuration.host = api.configuration.host
-    configuration.ssl_ca_cert = api.configuration.ssl_ca_cert
-    configuration.verify_ssl = True
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    return k8s.ApiClient(configuration)
-
-
-def test_the_sidecar_account_patches_only_its_own_status(
-    api: Any, namespace: str, operator: Any
-) -> None:
-    operator.start()
-    create(api, isvc_manifest(namespace, name="iris"))
-    create(api, isvc_manifest(namespace, name="other"))
-    for name in ("iris", "other"):
-        eventually(
-            lambda name=name: list_objects(
-                api,
-                "rbac.authorization.k8s.io/v1",
-                "RoleBinding",
-                namespace,
-                f"kubeloop.dev/inferenceservice={name}",
-            ),
-            timeout=30,
-            what=f"{name}'s RoleBinding",
-        )
-    sidecar = token_client(api, namespace, "iris-drift")
-    try:
-        assert (
-            get(sidecar, API_VERSION, "InferenceService", namespace, "iris")["metadata"]["name"]
-            == "iris"
-        )
-        patched = patch_status(
-            sidecar, API_VERSION, "InferenceService", namespace, "iris", {"drift": drift(False)}
-        )
-        assert patched["status"]["drift"]["detected"] is False
-        with pytest.raises(Forbidden):
-            patch_status(
-                sidecar, API_VERSION, "InferenceService", namespace, "other", {"drift": drift(True)}
-            )
-        with pytest.raises(Forbidden):
-            patch(
-                sidecar,
-                API_VERSION,
-                "InferenceService",
-                namespace,
-                "iris",
-                {"spec": {"replicas": 5}},
-            )
-        with pytest.raises(Forbidden):
-            list_objects(sidecar, "v1", "Pod", namespace)
-        with pytest.raises(Forbidden):
-            get(sidecar, API_VERSION, "InferenceService", namespace, "other")
-    finally:
-        sidecar.close()
-
-
 def children(api: Any, namespace: str) -> dict[str, list[str]]:
     return {
         kind: sorted(
@@ -534,7 +437,7 @@ EXPECTED_CHILDREN = {
 
 
 def test_sigkill_mid_rollout_and_during_the_scale_down_delay_converges_without_duplicates(
-    api: Any, namespace: str, operator: Any, jobs: Any, kubelet_played: None
+    api: Any, namespace: str, operator: Any, jobs: Any
 ) -> None:
     serve_blue(
         api,

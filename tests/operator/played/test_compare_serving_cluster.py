@@ -1,8 +1,9 @@
 """`evaluation.compareTo: serving` with the real operator: without a serving version the run
 trains without a baseline (and says so); with an InferenceService serving iris-v1 the train Job
 gets it as `evaluation.baseline`, and a candidate that scores worse is Rejected with both scores.
-On the API-only plane the test plays the kubelet: the serving Pods are marked Ready by hand and
-the Jobs run with the real runtime (helpers_kubelet.py, isvc_cluster.make_pods_ready)."""
+The test plays the kubelet, on an API-only plane (this folder's conftest): the serving Pods are
+marked Ready by hand and the Jobs run with the real runtime (helpers_kubelet.py,
+isvc_cluster.make_pods_ready)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from helpers_resources import (
     wait_for_phase,
 )
 from isvc_cluster import (
-    api_only_plane,
     create_ready_model_version,
     isvc_manifest,
     isvc_status,
@@ -37,8 +37,9 @@ pytestmark = pytest.mark.cluster
 BLUE = "kubeloop.dev/inferenceservice=iris,kubeloop.dev/color=blue"
 
 
-def train_config(api: Any, namespace: str, job_name: str) -> dict[str, Any]:
-    job = kube.get(api, "batch/v1", "Job", namespace, job_name)
+def train_config(jobs: JobRunner, job_name: str) -> dict[str, Any]:
+    # status.jobName is written (the pin) just before the Job is created: wait for the Job.
+    job = jobs.wait_for_job(job_name)
     container = job["spec"]["template"]["spec"]["containers"][0]
     value = next(e["value"] for e in container["env"] if e["name"] == "KUBELOOP_CONFIG")
     return dict(json.loads(value))
@@ -47,14 +48,13 @@ def train_config(api: Any, namespace: str, job_name: str) -> dict[str, Any]:
 def test_a_candidate_worse_than_the_serving_version_is_rejected_with_both_scores(
     operator: OperatorProcess, jobs: JobRunner, kubectl: Any, namespace: str, api: Any
 ) -> None:
-    api_only_plane(api)
     operator.start()
     ready_dataset(kubectl, namespace, api, jobs)
 
     # Nothing serves iris yet: the run trains without a baseline and an Event says so.
     apply(kubectl, namespace, small_trainingjob("alone", compareTo="serving"))
     alone = training_job(api, namespace, "alone")
-    assert "baseline" not in train_config(api, namespace, alone)["evaluation"]
+    assert "baseline" not in train_config(jobs, alone)["evaluation"]
     wait_for_event(api, namespace, "alone", "NoBaseline")
 
     # iris-v1 (logistic regression, accuracy about 0.97) serves from InferenceService iris.
@@ -73,7 +73,7 @@ def test_a_candidate_worse_than_the_serving_version_is_rejected_with_both_scores
     stump["spec"]["params"] = {"max_depth": 1}
     apply(kubectl, namespace, stump)
     job_name = training_job(api, namespace, "stump")
-    baseline = train_config(api, namespace, job_name)["evaluation"]["baseline"]
+    baseline = train_config(jobs, job_name)["evaluation"]["baseline"]
     mv = kube.get(api, API, "ModelVersion", namespace, "iris-v1")
     assert baseline == {
         "uri": mv["spec"]["artifact"]["uri"],
