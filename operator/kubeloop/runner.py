@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,16 +108,26 @@ class Runner:
             state.running = False
         self._schedule(key, state, outcome.requeue_after)
 
-    async def on_event(
-        self, kind: str, event_type: str | None, namespace: str | None, name: str
-    ) -> None:
+    def notify(self, kind: str, namespace: str, name: str) -> None:
+        """`trigger` without waiting for the reconcile: what Kopf's handlers call. Kopf hands
+        one object's events to its handlers one at a time, so a handler that waited for a
+        reconcile (seconds, on a busy API server) would hold that object's later events, and
+        their bodies, in Kopf's queue; the reconcile reads the object fresh anyway."""
+        self._spawn(self.trigger(kind, namespace, name))
+
+    def on_event(self, kind: str, event_type: str | None, namespace: str | None, name: str) -> None:
         """A watch event of the object itself: reconcile it, or forget it once deleted."""
         if namespace is None:
             return
         if event_type == "DELETED":
             self.forget(kind, namespace, name)
             return
-        await self.trigger(kind, namespace, name)
+        self.notify(kind, namespace, name)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)  # a reference, or the loop may drop the task half-way
+        task.add_done_callback(self._tasks.discard)
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
         """The object is gone: drop its timer and state."""
@@ -171,8 +181,6 @@ class Runner:
 
         def fire() -> None:
             state.timer = None
-            task = loop.create_task(self.trigger(*key))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self.trigger(*key))
 
         state.timer = loop.call_later(max(delay, 0.0), fire)

@@ -116,3 +116,27 @@ def test_reconciles_of_different_objects_run_at_once_up_to_the_worker_count() ->
 
     asyncio.run(scenario())
     assert most == 3
+
+
+def test_notify_returns_at_once_and_the_reconcile_runs_after() -> None:
+    runner = make_runner()
+    started = threading.Event()
+    release = threading.Event()
+
+    def reconcile(context: Context, namespace: str, name: str) -> Outcome:
+        started.set()
+        release.wait(timeout=5)
+        return DONE
+
+    runner.register("Thing", reconcile)
+
+    async def scenario() -> None:
+        runner.notify("Thing", "ns", "a")  # Kopf's handler returns here, the event is done
+        runner.on_event("Thing", "MODIFIED", "ns", "a")  # coalesced into one more run
+        await asyncio.to_thread(started.wait, 5)
+        release.set()
+        while runner._tasks:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert started.is_set()

@@ -28,15 +28,15 @@ def controller_owner(meta: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-async def route_to_owner(memo: Any, meta: Mapping[str, Any], namespace: str | None) -> None:
+def route_to_owner(memo: Any, meta: Mapping[str, Any], namespace: str | None) -> None:
     """Trigger the owner's reconcile, if the owner is one of ours and has a reconcile."""
     owner = controller_owner(meta)
     runner: Runner = memo.runner
     if owner is None or namespace is None or not runner.handles(owner[0]):
         return
-    await runner.trigger(owner[0], namespace, owner[1])
+    runner.notify(owner[0], namespace, owner[1])
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
 async def job_event(memo: Any, meta: Mapping[str, Any], namespace: str | None, **_: Any) -> None:
-    await route_to_owner(memo, meta, namespace)
+    route_to_owner(memo, meta, namespace)

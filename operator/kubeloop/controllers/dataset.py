@@ -67,4 +67,4 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
 
 @kopf.on.event(GROUP, VERSION, "datasets")
 async def dataset_event(memo: Any, type: str, name: str, namespace: str | None, **_: Any) -> None:
-    await memo.runner.on_event(KIND, type, namespace, name)
+    memo.runner.on_event(KIND, type, namespace, name)

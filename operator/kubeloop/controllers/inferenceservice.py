@@ -439,7 +439,7 @@ async def inference_service_event(
     if type == "DELETED":
         runner.forget(KIND, namespace, name)
         return
-    await runner.trigger(KIND, namespace, name)
+    runner.notify(KIND, namespace, name)
 
 
 async def _child_event(
@@ -452,7 +452,7 @@ async def _child_event(
         return
     key = (body["apiVersion"], body["kind"], namespace, meta["name"])
     if APPLIED.observed(key, meta.get("resourceVersion"), deleted=type == "DELETED"):
-        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+        memo.runner.notify(KIND, namespace, labels[LABEL_ISVC])
 
 
 OURS = {LABEL_ISVC: kopf.PRESENT}
@@ -464,7 +464,7 @@ async def deployment_event(
 ) -> None:
     # Deployments are compared with what is observed, not cached: every event counts.
     if namespace is not None:
-        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+        memo.runner.notify(KIND, namespace, labels[LABEL_ISVC])
 
 
 @kopf.on.event("v1", "services", labels=OURS)
@@ -498,7 +498,7 @@ async def role_binding_event(
 @kopf.on.event("v1", "pods", labels={LABEL_ISVC: kopf.PRESENT, LABEL_COLOR: kopf.PRESENT})
 async def pod_event(memo: Any, labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
     if namespace is not None:
-        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+        memo.runner.notify(KIND, namespace, labels[LABEL_ISVC])
 
 
 @kopf.on.event(GROUP, "v1alpha1", "trainingjobs", labels=OURS)
@@ -506,7 +506,7 @@ async def training_job_event(
     memo: Any, labels: Mapping[str, str], namespace: str | None, **_: Any
 ) -> None:
     if namespace is not None:
-        await memo.runner.trigger(KIND, namespace, labels[LABEL_ISVC])
+        memo.runner.notify(KIND, namespace, labels[LABEL_ISVC])
 
 
 @kopf.on.event(GROUP, "v1alpha1", "modelversions")
@@ -521,4 +521,4 @@ async def model_version_event(
         return
     for name in set(index[key]):
         if name is not None:
-            await memo.runner.trigger(KIND, namespace, name)
+            memo.runner.notify(KIND, namespace, name)

@@ -134,7 +134,7 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
 async def model_version_event(
     memo: Any, type: str, name: str, namespace: str | None, **_: Any
 ) -> None:
-    await memo.runner.on_event(KIND, type, namespace, name)
+    memo.runner.on_event(KIND, type, namespace, name)
 
 
 @kopf.index(GROUP, VERSION, "inferenceservices")
@@ -163,7 +163,7 @@ async def inference_service_event(
     else:
         _last_served.pop(key, None)
     for version in {before, now} - {None}:
-        await memo.runner.trigger(KIND, namespace, str(version))
+        memo.runner.notify(KIND, namespace, str(version))
 
 
 @kopf.on.startup()

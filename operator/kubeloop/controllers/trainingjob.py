@@ -227,7 +227,7 @@ def unfinished_trainingjobs_by_dataset(
 async def trainingjob_event(
     memo: Any, type: str, name: str, namespace: str | None, **_: Any
 ) -> None:
-    await memo.runner.on_event(KIND, type, namespace, name)
+    memo.runner.on_event(KIND, type, namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, "datasets")
@@ -237,4 +237,4 @@ async def wake_trainingjobs(memo: Any, name: str, namespace: str | None, **kwarg
     if namespace is None:
         return
     for trainingjob in list(index.get((namespace, name), ())):
-        await memo.runner.trigger(KIND, namespace, trainingjob)
+        memo.runner.notify(KIND, namespace, trainingjob)
