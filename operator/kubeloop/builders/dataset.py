@@ -101,6 +101,7 @@ def build_profile_job(
         args=["profile"],
         env=[{"name": "KUBELOOP_CONFIG", "value": config}],
         volume_mounts=mounts,
+        storage_uris=[spec["source"]["uri"], output],
     )
     job_labels = labels(
         name="dataset",

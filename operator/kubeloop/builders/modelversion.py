@@ -70,6 +70,7 @@ def build_verify_job(
             artifact["digest"],
         ],
         volume_mounts=mounts,
+        storage_uris=[artifact["uri"]],
     )
     return job_manifest(
         name=verify_job_name(model_version),

@@ -168,6 +168,7 @@ def build_training_job(
         env=[{"name": "KUBELOOP_CONFIG", "value": config}],
         resources=spec.get("resources"),
         volume_mounts=mounts,
+        storage_uris=[dataset_spec["source"]["uri"], output, baseline_uri],
     )
     job_labels = labels(
         name="trainingjob",
