@@ -494,3 +494,5 @@ def test_no_binder_job_without_a_chart_made_claim_or_when_turned_off(render: Ren
     off = render({"artifactStore.pvc.bindOnInstall": "false"})
     assert not by_kind(off, "Job")
     assert by_kind(off, "PersistentVolumeClaim")
+    # `helm upgrade --reuse-values` from a chart without the key keeps that chart's defaults.
+    assert by_kind(render({"artifactStore.pvc.bindOnInstall": "null"}), "Job")
