@@ -18,9 +18,9 @@ DEPLOY_NAMESPACE ?= kubeloop-system
 OPERATOR_REPOSITORY ?= kubeloop-operator
 RUNTIME_REPOSITORY ?= kubeloop-runtime
 IMAGE_TAG ?= dev
-# No `helm --wait`: it also waits for the artifact claim to bind, which a WaitForFirstConsumer
-# StorageClass (kind's, the local node's) does only when the first training Pod uses it.
-DEPLOY_ARGS ?= --timeout 5m
+# `helm --wait` also waits for the chart-made artifact claim to be Bound; on a WaitForFirstConsumer
+# StorageClass (kind's, the local node's) the chart's binder Job is the claim's first consumer.
+DEPLOY_ARGS ?= --wait --timeout 5m
 HELM_ARGS ?=
 # kind: the cluster's own kubeconfig, so it never becomes the current context of ~/.kube/config.
 KIND ?= kind

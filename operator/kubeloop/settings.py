@@ -48,6 +48,16 @@ class OperatorSettings(BaseSettings):
     """Default artifact store URI in the resource's namespace; a TrainingJob's `output.uri`
     overrides it. Models go to `<store>/models/<model>/<trainingjob>-<uid8>/`."""
 
+    artifact_store_secret: str = ""
+    """Secret with the S3 credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional
+    `AWS_SESSION_TOKEN`, `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`) that every runtime container
+    handling an `s3://` URI loads (`envFrom`). It must exist in each namespace with Kubeloop
+    resources; the operator never reads it. Empty: the runtime's own AWS credential chain."""
+
+    artifact_store_endpoint: str = ""
+    """Endpoint URL of an S3-compatible store (MinIO, Ceph), set as `AWS_ENDPOINT_URL` in
+    every runtime container handling an `s3://` URI; empty: AWS S3 (or the Secret's own)."""
+
     default_cpu_request: str = "100m"
     """CPU request of a child container whose resource did not set `resources`."""
 

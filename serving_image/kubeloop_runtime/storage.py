@@ -2,7 +2,8 @@
 
 Supported: ``file:///abs/path``, plain absolute paths, ``pvc://<claim>/<path>`` (the claim mounted
 at ``$KUBELOOP_PVC_ROOT/<claim>``, default ``/mnt/pvc``), ``http(s)://`` (read only) and ``s3://``
-(needs the optional ``s3fs`` package, the ``kubeloop[s3]`` extra). ``builtin://`` is not storage:
+(needs the optional ``s3fs`` package, the ``kubeloop[s3]`` extra; credentials and region from
+the ``AWS_*`` variables, the endpoint from ``AWS_ENDPOINT_URL``). ``builtin://`` is not storage:
 datasets.py handles it. Everything past `resolve` goes through fsspec, so a remote and a local
 location are read the same way; failures become `StorageError` naming the URI.
 """
@@ -20,6 +21,9 @@ from kubeloop_runtime.errors import StorageError
 
 PVC_ROOT_ENV: Final = "KUBELOOP_PVC_ROOT"
 DEFAULT_PVC_ROOT: Final = "/mnt/pvc"
+# The S3 endpoint of an S3-compatible store (MinIO, Ceph); credentials are botocore's own
+# AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (the operator's artifact store Secret, envFrom).
+S3_ENDPOINT_ENV: Final = "AWS_ENDPOINT_URL"
 REMOTE_PROTOCOLS: Final = frozenset({"http", "https", "s3"})
 _COPY_CHUNK: Final = 1 << 20
 
@@ -78,8 +82,13 @@ def filesystem(location: Location) -> Any:
     """The fsspec filesystem for a location; a missing optional package is a clear error."""
     import fsspec
 
+    options: dict[str, Any] = {}
+    endpoint = os.environ.get(S3_ENDPOINT_ENV)
+    if location.protocol == "s3" and endpoint:
+        # Passed explicitly: botocore reads AWS_ENDPOINT_URL itself only since 1.31.
+        options["endpoint_url"] = endpoint
     try:
-        return fsspec.filesystem(location.protocol)
+        return fsspec.filesystem(location.protocol, **options)
     except ImportError as error:
         if location.protocol == "s3":
             raise StorageError(

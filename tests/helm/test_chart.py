@@ -425,12 +425,6 @@ def test_values_file_validates_against_its_own_schema(helm: HelmRunner, tmp_path
     helm("template", "kubeloop", str(CHART), "-f", str(path))
 
 
-# Env vars the chart sets that OperatorSettings does not read yet: the runtime Pods need the S3
-# credentials Secret (envFrom) and endpoint, which the operator must pass on. Remove a name here
-# when the operator adds the field.
-NOT_YET_IN_SETTINGS = {"KUBELOOP_ARTIFACT_STORE_SECRET", "KUBELOOP_ARTIFACT_STORE_ENDPOINT"}
-
-
 def test_every_env_var_the_chart_sets_is_an_operator_setting(render: Render) -> None:
     settings = pytest.importorskip(
         "kubeloop.settings", reason="the operator's settings"
@@ -439,4 +433,66 @@ def test_every_env_var_the_chart_sets_is_an_operator_setting(render: Render) -> 
     names: set[str] = set()
     for variant in VARIANTS.values():
         names |= set(env_of(render(variant)))
-    assert names - known == NOT_YET_IN_SETTINGS
+    assert names - known == set()
+
+
+def test_the_s3_credentials_reach_the_operator_settings(
+    render: Render, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The operator reads what the chart renders: the Secret's name and the endpoint it hands on
+    # to every runtime container that handles an s3:// URI.
+    settings = pytest.importorskip(
+        "kubeloop.settings", reason="the operator's settings"
+    ).OperatorSettings
+    for name, value in env_of(render(VARIANTS["s3"])).items():
+        monkeypatch.setenv(name, value)
+    parsed = settings()
+    assert parsed.artifact_store == "s3://kubeloop-models/prod"
+    assert parsed.artifact_store_secret == "kubeloop-s3"
+    assert parsed.artifact_store_endpoint == "http://minio.storage:9000"
+    for variant in ("defaults", "existing-claim"):
+        assert "KUBELOOP_ARTIFACT_STORE_SECRET" not in env_of(render(VARIANTS[variant]))
+
+
+def test_each_chart_made_claim_gets_a_binder_job_so_install_wait_ends(render: Render) -> None:
+    # `helm install --wait` waits for claims to be Bound; a WaitForFirstConsumer StorageClass
+    # binds one only for a Pod that uses it. The binder Job's Pod is that first consumer.
+    manifests = render(VARIANTS["namespaces"])
+    jobs = by_kind(manifests, "Job")
+    claims = {
+        (c["metadata"]["namespace"], c["metadata"]["name"])
+        for c in by_kind(manifests, "PersistentVolumeClaim")
+    }
+    assert {(j["metadata"]["namespace"], "kubeloop-artifacts") for j in jobs} == claims
+    for job in jobs:
+        pod = job["spec"]["template"]["spec"]
+        assert pod["volumes"] == [
+            {
+                "name": "artifacts",
+                "persistentVolumeClaim": {"claimName": "kubeloop-artifacts", "readOnly": True},
+            }
+        ]
+        [container] = pod["containers"]
+        assert container["image"] == operator_container(manifests)["image"]
+        assert container["volumeMounts"][0]["readOnly"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert pod["automountServiceAccountToken"] is False
+        assert len(job["metadata"]["name"]) <= 63
+
+
+def test_the_binder_job_is_renamed_when_its_immutable_template_changes(render: Render) -> None:
+    def name(values: dict[str, str]) -> str:
+        return str(one(render(values), "Job")["metadata"]["name"])
+
+    assert name({}) == name({"logLevel": "DEBUG"})  # deterministic, unrelated values keep it
+    assert name({}) != name({"image.tag": "0.2.0"})  # an upgrade of the image makes a new Job
+
+
+def test_no_binder_job_without_a_chart_made_claim_or_when_turned_off(render: Render) -> None:
+    for variant in ("existing-claim", "s3"):
+        assert not by_kind(render(VARIANTS[variant]), "Job")
+    off = render({"artifactStore.pvc.bindOnInstall": "false"})
+    assert not by_kind(off, "Job")
+    assert by_kind(off, "PersistentVolumeClaim")
+    # `helm upgrade --reuse-values` from a chart without the key keeps that chart's defaults.
+    assert by_kind(render({"artifactStore.pvc.bindOnInstall": "null"}), "Job")

@@ -414,7 +414,7 @@ def test_notes_after_install_tell_the_next_step(cluster_helm: HelmRunner, namesp
 
 
 OURS = (
-    "deployments,replicasets,pods,services,serviceaccounts,persistentvolumeclaims,roles,"
+    "deployments,replicasets,jobs,pods,services,serviceaccounts,persistentvolumeclaims,roles,"
     "rolebindings,clusterroles,clusterrolebindings"
 )
 
@@ -442,6 +442,7 @@ def test_uninstall_leaves_nothing_but_the_crds(
             "serviceaccount",
             "service",
             "persistentvolumeclaim",
+            "job.batch",
             "role.rbac.authorization.k8s.io",
             "rolebinding.rbac.authorization.k8s.io",
             "clusterrole.rbac.authorization.k8s.io",
@@ -465,7 +466,8 @@ def test_operator_pod_is_admitted_under_restricted_pod_security(
     cluster_helm: HelmRunner, kubectl: KubectlRunner, kubeloop_crds: list[str]
 ) -> None:
     # The PodSecurity admission plugin refuses a non-compliant Pod at create time, so a Pod of
-    # the Deployment existing in an enforcing namespace is the proof (it need not run here).
+    # the Deployment existing in an enforcing namespace is the proof (it need not run here). The
+    # default values also make the artifact claim's binder Job here: its Pod must pass too.
     namespace = make_namespace(kubectl, "helm-psa")
     kubectl(
         "label",
@@ -483,19 +485,25 @@ def test_operator_pod_is_admitted_under_restricted_pod_security(
             f"--namespace={namespace}",
         )
 
-        def pods() -> list[str]:
+        def pods(component: str) -> list[str]:
             return kubectl(
                 "get",
                 "pods",
                 "-n",
                 namespace,
                 "-l",
-                f"app.kubernetes.io/instance={release}",
+                f"app.kubernetes.io/instance={release},app.kubernetes.io/component={component}",
                 "-o",
                 "name",
             ).stdout.split()
 
-        eventually(lambda: len(pods()) == 1, timeout=60, interval=0.5, what="the operator Pod")
+        for component in ("operator", "artifact-store-binder"):
+            eventually(
+                lambda: len(pods(component)) == 1,  # noqa: B023 (called at once)
+                timeout=60,
+                interval=0.5,
+                what=f"the {component} Pod",
+            )
         events = kubectl(
             "get", "events", "-n", namespace, "--field-selector=reason=FailedCreate", "-o", "name"
         ).stdout

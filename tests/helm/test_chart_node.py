@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.node, pytest.mark.timeout(1800)]
 OPERATOR_IMAGE = ("kubeloop-operator", "dev")
 RUNTIME_IMAGE = ("kubeloop-runtime", "dev")
 OURS = (
-    "deployments,replicasets,pods,services,serviceaccounts,persistentvolumeclaims,roles,"
+    "deployments,replicasets,jobs,pods,services,serviceaccounts,persistentvolumeclaims,roles,"
     "rolebindings,clusterroles,clusterrolebindings,kopfpeerings,clusterkopfpeerings"
 )
 
@@ -293,3 +293,79 @@ def test_uninstall_leaves_nothing_of_ours_but_the_crds(
 
     eventually(nothing_left, timeout=120, interval=1, what=f"objects of {release.name} gone")
     assert set(kubeloop_crds) <= set(kubectl("get", "crd", "-o", "name").stdout.split())
+
+
+@pytest.fixture
+def operator_image_on_node(kubectl: KubectlRunner, ready_node: str) -> None:
+    """The operator's image on the node, as it is: this test needs no image of this tree (the
+    binder Job and the operator only have to start), so it loads nothing. The module's release
+    loads them first when the whole file runs."""
+    if not has_image(images_on_nodes(kubectl), *OPERATOR_IMAGE):
+        pytest.skip(f"{':'.join(OPERATOR_IMAGE)} must be on the node: load it there first")
+
+
+def test_install_wait_binds_the_chart_made_artifact_claim_and_uninstall_removes_it(
+    helm: HelmRunner,
+    kubeconfig: str,
+    kubectl: KubectlRunner,
+    kubeloop_crds: list[str],
+    operator_image_on_node: None,
+) -> None:
+    # The default artifact store: a chart-made claim on the node's WaitForFirstConsumer
+    # StorageClass. Helm's --wait waits for it to be Bound; the chart's binder Job is its first
+    # consumer. Namespaces mode on a fresh namespace keeps this operator off others' objects.
+    namespace, watched = (f"{stem}-{uuid.uuid4().hex[:6]}" for stem in ("helm-bind", "helm-bml"))
+    for ns in (namespace, watched):
+        kubectl("create", "namespace", ns)
+        kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    name = f"bind-{uuid.uuid4().hex[:6]}"
+    selector = f"app.kubernetes.io/instance={name}"
+    values = {
+        "image.repository": OPERATOR_IMAGE[0],
+        "image.tag": OPERATOR_IMAGE[1],
+        "watch.mode": "namespaces",
+        "watch.namespaces": "{" + watched + "}",
+    }
+
+    def cluster_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return helm(f"--kubeconfig={kubeconfig}", *args, check=check, timeout=270)
+
+    try:
+        installed = cluster_helm(
+            "install",
+            name,
+            str(CHART),
+            f"--namespace={namespace}",
+            "--wait",
+            "--timeout=4m",
+            *set_args(values),
+            check=False,
+        )
+        assert installed.returncode == 0, (
+            f"helm install --wait failed:\n{installed.stderr}\n"
+            + kubectl("get", "pvc,jobs,pods", "-n", watched, "-o", "wide").stdout
+            + kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout
+        )
+        claim = json.loads(
+            kubectl("get", "pvc", "kubeloop-artifacts", "-n", watched, "-o", "json").stdout
+        )
+        assert claim["status"]["phase"] == "Bound"
+        assert claim["metadata"].get("annotations", {}).get("volume.kubernetes.io/selected-node")
+        pods = json.loads(
+            kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout
+        )["items"]
+        ready = [
+            c["status"] for p in pods for c in p["status"]["conditions"] if c["type"] == "Ready"
+        ]
+        assert ready == ["True"], pods
+
+        cluster_helm("uninstall", name, f"--namespace={namespace}", "--wait")
+
+        def nothing_left() -> bool:
+            return kubectl("get", OURS, "-A", "-l", selector, "-o", "name").stdout == ""
+
+        eventually(nothing_left, timeout=120, interval=1, what=f"objects of {name} gone")
+    finally:
+        cluster_helm("uninstall", name, f"--namespace={namespace}", check=False)
+        for ns in (namespace, watched):
+            kubectl("delete", "namespace", ns, "--wait=false", check=False)

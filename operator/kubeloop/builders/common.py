@@ -113,6 +113,35 @@ def default_resources(settings: OperatorSettings) -> dict[str, Any]:
     }
 
 
+def touches_s3(*uris: str | None) -> bool:
+    """Whether any of the URIs is an `s3://` one (the runtime then needs S3 credentials)."""
+    return any(uri and uri.lower().startswith("s3://") for uri in uris)
+
+
+def store_credentials(
+    settings: OperatorSettings, *uris: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`envFrom` and `env` that give a container handling `uris` the S3 credentials Secret and
+    endpoint (`KUBELOOP_ARTIFACT_STORE_SECRET`/`_ENDPOINT`); nothing when no URI is `s3://`.
+
+    The Secret is not optional: a Pod whose namespace lacks it does not start
+    (`CreateContainerConfigError`, `secret "<name>" not found`), which the operator reports,
+    rather than running without credentials and failing later with a less clear S3 error."""
+    if not touches_s3(*uris):
+        return [], []
+    env_from = (
+        [{"secretRef": {"name": settings.artifact_store_secret}}]
+        if settings.artifact_store_secret
+        else []
+    )
+    env = (
+        [{"name": "AWS_ENDPOINT_URL", "value": settings.artifact_store_endpoint}]
+        if settings.artifact_store_endpoint
+        else []
+    )
+    return env_from, env
+
+
 def runtime_container(
     settings: OperatorSettings,
     *,
@@ -121,21 +150,30 @@ def runtime_container(
     env: Sequence[Mapping[str, Any]] = (),
     resources: Mapping[str, Any] | None = None,
     volume_mounts: Sequence[Mapping[str, Any]] = (),
+    storage_uris: Sequence[str | None] = (),
 ) -> dict[str, Any]:
     """A container of the runtime image running `python -m kubeloop_runtime <args>`, with the
-    termination message path the operator reads results from, and /tmp mounted writable."""
-    return {
+    termination message path the operator reads results from, and /tmp mounted writable.
+    `storage_uris` are the URIs it reads or writes: an `s3://` one brings the store's
+    credentials (`store_credentials`); the caller's `env` wins over the endpoint by name."""
+    env_from, store_env = store_credentials(settings, *storage_uris)
+    names = {item["name"] for item in env}
+    container: dict[str, Any] = {
         "name": name,
         "image": settings.runtime_image,
         "imagePullPolicy": settings.image_pull_policy,
         "args": list(args),
-        "env": [dict(item) for item in env],
+        "env": [dict(item) for item in env]
+        + [item for item in store_env if item["name"] not in names],
         "resources": dict(resources) if resources else default_resources(settings),
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "File",
         "securityContext": container_security_context(),
         "volumeMounts": [tmp_mount(), *(dict(mount) for mount in volume_mounts)],
     }
+    if env_from:
+        container["envFrom"] = env_from
+    return container
 
 
 def pvc_claims(*uris: str | None) -> list[str]:

@@ -34,7 +34,7 @@ from kubeloop.builders.common import (
     pvc_volumes,
     runtime_container,
 )
-from kubeloop.builders.jobs import JobOutcome
+from kubeloop.builders.jobs import STUCK, JobOutcome
 from kubeloop.builders.status import Transition, parse_time, timestamp, with_transition
 from kubeloop.settings import OperatorSettings
 
@@ -101,6 +101,7 @@ def build_profile_job(
         args=["profile"],
         env=[{"name": "KUBELOOP_CONFIG", "value": config}],
         volume_mounts=mounts,
+        storage_uris=[spec["source"]["uri"], output],
     )
     job_labels = labels(
         name="dataset",
@@ -211,7 +212,15 @@ def plan_dataset(observed: DatasetObservation, settings: OperatorSettings) -> Da
         )
         return plan
     if outcome.state == "running":
-        return DatasetPlan(status, requeue_after=settings.profile_deadline_seconds + 30.0)
+        requeue = settings.profile_deadline_seconds + 30.0
+        if not outcome.stuck:
+            return DatasetPlan(status, requeue_after=requeue)
+        # Its Pod does not start (a missing Secret, an image not on the node): say so; the
+        # Job's deadline still ends it if nobody fixes the cause.
+        message = f"profile Job {check['job']} does not start: {outcome.stuck}"
+        transition = Transition(status.get("phase") or "Profiling", "reconciling", STUCK, message)
+        stuck = with_transition(status, transition, now=now, generation=generation)
+        return DatasetPlan(stuck, events=[("Warning", STUCK, message)], requeue_after=requeue)
     checked_at = outcome.finished_at or timestamp(now)
     if outcome.state == "succeeded" and outcome.result.get("ok"):
         return _succeeded(

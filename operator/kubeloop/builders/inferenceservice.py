@@ -215,6 +215,7 @@ def _fetch_container(
         env=_env({"PVC_ROOT": PVC_ROOT}),
         resources=FETCH_RESOURCES,
         volume_mounts=[{"name": "models", "mountPath": MODEL_DIR}, *claims.fetch_mounts],
+        storage_uris=[target.artifact_uri],
     )
 
 
@@ -254,6 +255,7 @@ def _server_container(
             {"name": "models", "mountPath": MODEL_DIR, "readOnly": True},
             *claims.server_mounts,
         ],
+        storage_uris=[capture],
     )
     container |= {
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],

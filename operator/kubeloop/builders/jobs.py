@@ -13,7 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kubeloop.builders.pods import waiting_failure
+
 JobState = Literal["running", "succeeded", "failed"]
+STUCK = "PodNotStarting"
+"""Condition reason and Event reason of a resource whose Job's Pod does not start."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,9 @@ class JobOutcome:
     message: str = ""
     finished_at: str | None = None
     exit_code: int | None = None
+    stuck: str = ""
+    """While running: why its Pod does not start, in the kubelet's words (e.g. `container
+    train: CreateContainerConfigError (secret "kubeloop-s3" not found)`); empty otherwise."""
 
 
 def _true_condition(job: Mapping[str, Any], *types: str) -> dict[str, Any] | None:
@@ -73,7 +80,7 @@ def job_outcome(
     done = _true_condition(job, "Complete", "SuccessCriteriaMet")
     failed = _true_condition(job, "Failed", "FailureTarget")
     if done is None and failed is None:
-        return JobOutcome("running")
+        return JobOutcome("running", stuck=waiting_failure(pods) or "")
     terminated = latest_termination(pods, container)
     result = parse_termination_message(terminated.get("message"))
     exit_code = terminated.get("exitCode")

@@ -29,7 +29,7 @@ from kubeloop.builders.common import (
     pvc_volumes,
     runtime_container,
 )
-from kubeloop.builders.jobs import JobOutcome
+from kubeloop.builders.jobs import STUCK, JobOutcome
 from kubeloop.builders.status import Transition, with_transition
 from kubeloop.builders.trainingjob import TRAINING_JOB_UID_ANNOTATION
 from kubeloop.conditions import conditions_to_wire, set_condition
@@ -70,6 +70,7 @@ def build_verify_job(
             artifact["digest"],
         ],
         volume_mounts=mounts,
+        storage_uris=[artifact["uri"]],
     )
     return job_manifest(
         name=verify_job_name(model_version),
@@ -237,10 +238,16 @@ def plan_verification(
     job_name = job["metadata"]["name"]
     if outcome is None or outcome.state == "running":
         message = f"verifying the artifact's digest in Job {job_name}"
-        transition = Transition("Pending", "reconciling", "Verifying", message)
-        new = conclude(transition, False, "Verifying")
-        new["verifyJob"] = job_name
+        reason = "Verifying"
         events: list[Event] = []
+        if outcome is not None and outcome.stuck:
+            reason, message = STUCK, f"verify Job {job_name} does not start: {outcome.stuck}"
+            ready = [c for c in status.get("conditions") or () if c.get("type") == "Ready"]
+            if not ready or ready[0].get("reason") != STUCK:
+                events.append(("Warning", STUCK, message))
+        transition = Transition("Pending", "reconciling", reason, message)
+        new = conclude(transition, False, reason)
+        new["verifyJob"] = job_name
         create = None
         if outcome is None:
             create = job

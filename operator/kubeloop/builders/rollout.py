@@ -44,6 +44,7 @@ from kubeloop.builders.inferenceservice import (
     other_color,
     service_url,
 )
+from kubeloop.builders.pods import STUCK_REASONS
 from kubeloop.conditions import (
     conditions_to_wire,
     mark_ready,
@@ -627,20 +628,6 @@ def status_patch(
     }
 
 
-# Container waiting reasons that mean the Pod will not become ready by itself soon.
-_STUCK_REASONS = frozenset(
-    {
-        "CrashLoopBackOff",
-        "ErrImagePull",
-        "ImagePullBackOff",
-        "InvalidImageName",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-        "RunContainerError",
-    }
-)
-
-
 def _termination_text(terminated: Mapping[str, Any] | None) -> str:
     """The runtime's termination message (its `message` field when JSON), else the reason."""
     if not terminated:
@@ -676,7 +663,7 @@ def pod_failure(pods: Sequence[Mapping[str, Any]]) -> str | None:
                 last = (container.get("lastState") or {}).get("terminated")
                 terminated = state.get("terminated")
                 name = container.get("name")
-                if waiting.get("reason") in _STUCK_REASONS:
+                if waiting.get("reason") in STUCK_REASONS:
                     detail = _termination_text(last) or waiting.get("message") or ""
                     return f"{what} {name}: {waiting['reason']}" + (
                         f" ({detail})" if detail else ""

@@ -31,7 +31,7 @@ from kubeloop.builders.common import (
 )
 from kubeloop.builders.dataset import store_folder
 from kubeloop.builders.inferenceservice import LABEL_ISVC
-from kubeloop.builders.jobs import JobOutcome
+from kubeloop.builders.jobs import STUCK, JobOutcome
 from kubeloop.builders.status import Transition, timestamp, with_transition
 from kubeloop.conditions import conditions_to_wire, find_condition, set_condition
 from kubeloop.settings import OperatorSettings
@@ -168,6 +168,7 @@ def build_training_job(
         env=[{"name": "KUBELOOP_CONFIG", "value": config}],
         resources=spec.get("resources"),
         volume_mounts=mounts,
+        storage_uris=[dataset_spec["source"]["uri"], output, baseline_uri],
     )
     job_labels = labels(
         name="trainingjob",
@@ -352,7 +353,9 @@ def running_status(
     readiness_message: str,
     started: str | None,
     now: datetime,
+    stuck: str = "",
 ) -> dict[str, Any]:
+    """Running in `job_name`; `stuck` (JobOutcome.stuck) says why its Pod does not start."""
     status = dict(trainingjob.get("status") or {})
     generation = int(trainingjob["metadata"].get("generation") or 1)
     status["conditions"] = dataset_condition(
@@ -363,6 +366,10 @@ def running_status(
         status["startTime"] = started
     message = f"training in Job {job_name} on dataset version {dataset_version}"
     transition = Transition("Running", "reconciling", "Training", message)
+    if stuck:
+        transition = Transition(
+            "Running", "reconciling", STUCK, f"train Job {job_name} does not start: {stuck}"
+        )
     return with_transition(status, transition, now=now, generation=generation, message_field=False)
 
 

@@ -16,7 +16,7 @@ import kopf
 from kubeloop import failpoints, metrics
 from kubeloop.api import API_VERSION, GROUP, VERSION
 from kubeloop.builders import trainingjob as builder
-from kubeloop.builders.jobs import JobOutcome, job_outcome
+from kubeloop.builders.jobs import STUCK, JobOutcome, job_outcome
 from kubeloop.builders.status import merge_patch
 from kubeloop.conditions import find_condition
 from kubeloop.kube import apply as kube
@@ -134,8 +134,13 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
             readiness.message if readiness else "",
             started,
             now,
+            outcome.stuck,
         )
+        was = find_condition(status.get("conditions"), "Ready")
         _write_status(context, trainingjob, running)
+        now_ready = find_condition(running.get("conditions"), "Ready")
+        if outcome.stuck and now_ready is not None and (was is None or was.reason != STUCK):
+            emit(context.api, trainingjob, "Warning", STUCK, now_ready.message)
         return DONE
     finish(context, trainingjob, outcome, now)
     return DONE

@@ -1,0 +1,95 @@
+"""The S3 artifact store's Secret with the real operator and a real API server: the profile Job
+it creates loads the Secret `KUBELOOP_ARTIFACT_STORE_SECRET` names, and when the namespace lacks
+it the Dataset says so in the kubelet's words.
+
+On the API-only plane no kubelet runs the Job's Pod, so the test PLAYS THE KUBELET: it writes
+the status a kubelet writes for a container whose envFrom Secret does not exist
+(`CreateContainerConfigError`, `secret "kubeloop-s3" not found`). It skips on a cluster with a
+Ready node (`api_only_plane`: a real kubelet would overwrite that status).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from helpers_operator import OperatorProcess
+from helpers_resources import API, condition, profile_job, status_of, wait_for_event
+from isvc_cluster import api_only_plane, stamp
+
+from kubeloop.kube import apply as kube
+from support import eventually
+
+pytestmark = pytest.mark.cluster
+
+SECRET = "kubeloop-s3"
+
+
+def test_a_profile_job_whose_secret_is_missing_is_reported_on_the_dataset(
+    operator: OperatorProcess, namespace: str, api: Any
+) -> None:
+    api_only_plane(api)
+    operator.start(
+        KUBELOOP_ARTIFACT_STORE="s3://kubeloop-models/store",
+        KUBELOOP_ARTIFACT_STORE_SECRET=SECRET,
+        KUBELOOP_ARTIFACT_STORE_ENDPOINT="http://minio.storage:9000",
+    )
+    kube.create(
+        api,
+        {
+            "apiVersion": API,
+            "kind": "Dataset",
+            "metadata": {"name": "iris", "namespace": namespace},
+            "spec": {"source": {"uri": "builtin://iris"}, "target": "target"},
+        },
+    )
+    job = profile_job(api, namespace, "iris")
+    [container] = kube.get(api, "batch/v1", "Job", namespace, job)["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["envFrom"] == [{"secretRef": {"name": SECRET}}]
+    assert {"name": "AWS_ENDPOINT_URL", "value": "http://minio.storage:9000"} in container["env"]
+
+    # The Job controller made the Pod; play the kubelet that cannot find the Secret.
+    pod = eventually(
+        lambda: kube.list_objects(api, "v1", "Pod", namespace, f"job-name={job}"),
+        what=f"the Pod of {job}",
+    )[0]
+    kube.patch_status(
+        api,
+        "v1",
+        "Pod",
+        namespace,
+        pod["metadata"]["name"],
+        {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp()}
+            ],
+            "containerStatuses": [
+                {
+                    "name": "profile",
+                    "ready": False,
+                    "restartCount": 0,
+                    "image": "kubeloop-runtime:dev",
+                    "imageID": "",
+                    "started": False,
+                    "state": {
+                        "waiting": {
+                            "reason": "CreateContainerConfigError",
+                            "message": f'secret "{SECRET}" not found',
+                        }
+                    },
+                }
+            ],
+        },
+    )
+
+    def reported() -> dict[str, Any] | None:
+        found = condition(status_of(api, "Dataset", namespace, "iris"), "Reconciling")
+        return found if found and found["reason"] == "PodNotStarting" else None
+
+    reconciling = eventually(reported, what="PodNotStarting on the Dataset")
+    assert f'CreateContainerConfigError (secret "{SECRET}" not found)' in reconciling["message"]
+    assert status_of(api, "Dataset", namespace, "iris")["phase"] == "Profiling"
+    wait_for_event(api, namespace, "iris", "PodNotStarting", reconciling["message"])
