@@ -3,9 +3,9 @@
 `health_scripts` parses the Lua snippets out of examples/gitops/argocd/argocd-cm.yaml (the file a
 user applies, not a copy); `assess` runs one in a real Lua 5.1 (Argo CD's gopher-lua implements
 5.1) with the object as the global `obj`. The samples in tests/helm/testdata/health/ are live
-objects captured from the real operator by tests/operator/test_argocd_health_cluster.py
-(`KUBELOOP_REFRESH_HEALTH_SAMPLES=1` rewrites them); `sample_shape` is what that test compares
-between a fresh capture and the committed sample.
+objects captured from the real operator by
+tests/operator/played/test_argocd_health_cluster.py (`KUBELOOP_REFRESH_HEALTH_SAMPLES=1` rewrites
+them); `sample_shape` is what that test compares between a fresh capture and the committed sample.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def clean(obj: Mapping[str, Any], namespace: str) -> dict[str, Any]:
 def write_sample(kind: str, state: str, obj: Mapping[str, Any], health: Mapping[str, Any]) -> None:
     header = (
         f"# {kind}, {state}: Argo CD must report {STATES[state]}. Captured from the real operator\n"
-        "# by tests/operator/test_argocd_health_cluster.py; do not edit, refresh with\n"
+        "# by tests/operator/played/test_argocd_health_cluster.py; do not edit, refresh with\n"
         f"# {REFRESH_ENV}=1 (docs/gitops.md).\n"
     )
     body = {"expected": {"status": health["status"], "message": health["message"]}, "object": obj}

@@ -10,14 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
+from chartlib import CHART, REPO, HelmRunner, Kubeconform, Render, set_args
 from kubeconform_schemas import schema_location, write_schemas
 from kubeconform_upstream import DEFAULT_OUT, ensure_schemas
-
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "helm" / "kubeloop"
-HelmRunner = Callable[..., subprocess.CompletedProcess[str]]
-Render = Callable[..., list[dict[str, Any]]]
-Kubeconform = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +30,6 @@ def helm(tool_path: Callable[[str], str]) -> HelmRunner:
         return result
 
     return run
-
-
-def set_args(values: dict[str, str] | None) -> list[str]:
-    return [f"--set={key}={value}" for key, value in (values or {}).items()]
 
 
 @pytest.fixture(scope="session")

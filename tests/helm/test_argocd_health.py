@@ -2,9 +2,9 @@
 interpreter (Argo CD's gopher-lua implements 5.1) on status samples of the four kinds.
 
 The samples in testdata/health/ are live objects captured from the real operator in each state
-by tests/operator/test_argocd_health_cluster.py (which also checks that a fresh capture still has
-the committed sample's shape); here they are a fast snapshot: each says what Argo CD reported
-(`expected.status`, `expected.message`) for `object`.
+by tests/operator/played/test_argocd_health_cluster.py (which also checks that a fresh capture
+still has the committed sample's shape); here they are a fast snapshot: each says what Argo CD
+reported (`expected.status`, `expected.message`) for `object`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CHART, REPO, HelmRunner, Kubeconform, Render, set_args
+from chartlib import CHART, REPO, HelmRunner, Kubeconform, Render, set_args
 
 # Value sets a user would install with; every one must lint and validate.
 VARIANTS: dict[str, dict[str, str]] = {

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CHART, REPO, HelmRunner, set_args
+from chartlib import CHART, REPO, HelmRunner, set_args
 
 from support import eventually
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import CHART, REPO, HelmRunner, Kubeconform
+from chartlib import CHART, REPO, HelmRunner, Kubeconform
 
 GITOPS = REPO / "examples" / "gitops"
 MANIFESTS = sorted(p for p in GITOPS.rglob("*.yaml") if p.name != "kustomization.yaml")

@@ -10,9 +10,8 @@ while status.observedGeneration lags metadata.generation (the operator stopped, 
 Each capture must keep the shape of its committed sample in tests/helm/testdata/health/ (the fast
 unit test's snapshot); `KUBELOOP_REFRESH_HEALTH_SAMPLES=1` rewrites the samples instead.
 
-The Jobs' Pods run on the real node when there is one; otherwise the test plays the kubelet with
-the real runtime (helpers_kubelet.py). The InferenceService test always PLAYS THE KUBELET for the
-serving Pods (`make_pods_ready`), so it skips on a cluster with a Ready node (`api_only_plane`).
+These tests PLAY THE KUBELET (the Jobs' Pods with the real runtime, helpers_kubelet.py; the
+serving Pods' readiness, `make_pods_ready`), so they run on an API-only plane (played/conftest.py).
 """
 
 from __future__ import annotations
@@ -47,7 +46,6 @@ from helpers_resources import (
     wait_for_phase,
 )
 from isvc_cluster import (
-    api_only_plane,
     create_ready_model_version,
     isvc_manifest,
     make_pods_ready,
@@ -167,7 +165,6 @@ def test_trainingjob_and_modelversion_states(
 def test_inferenceservice_states(
     operator: OperatorProcess, jobs: JobRunner, namespace: str, api: Any
 ) -> None:
-    api_only_plane(api)  # plays the kubelet for the serving Pods
     operator.start()
     create_ready_model_version(api, namespace, jobs, 1)
     rollout = {
