@@ -95,8 +95,11 @@ def model_version(namespace: str, index: int) -> dict[str, Any]:
 
 
 def ready_status() -> dict[str, Any]:
+    """A verified version's status, as the operator leaves it: with observedGeneration, the
+    operator keeps the verdict (without it, it would verify the made-up artifact again)."""
     return {
         "phase": "Ready",
+        "observedGeneration": 1,
         "conditions": [
             {
                 "type": "Ready",
