@@ -55,6 +55,13 @@ class DatasetError(RuntimeJobError):
     exit_code = EXIT_DATA
 
 
+class DataVersionError(DatasetError):
+    """The pinned data version cannot be read any more: a file of it changed or vanished, or the
+    source's content now has another digest."""
+
+    reason = "DataVersionGone"
+
+
 class SchemaError(RuntimeJobError):
     """The dataset violates its schema expectations; every violation is listed."""
 
