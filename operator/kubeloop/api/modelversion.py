@@ -123,6 +123,19 @@ class ModelVersionSpec(ApiModel):
         description="Training job, dataset and version, parameters and image.",
         json_schema_extra=validations(immutable("spec.lineage")),
     )
+    input_example: list[dict[str, Any]] | None = Field(
+        None,
+        max_length=5,
+        description=(
+            "A few training rows as `{feature: value}` objects (like MLflow's input example), "
+            "recorded by the TrainingJob; the InferenceService smoke test predicts them when it "
+            "has no `instances` of its own."
+        ),
+        json_schema_extra={
+            "items": {"type": "object", **FREE_FORM},
+            **validations(immutable("spec.inputExample")),
+        },
+    )
     aliases: list[Alias] | None = Field(
         None,
         max_length=16,
