@@ -21,8 +21,10 @@ from kubeloop.builders.smoketest import smoke_requests
 from kubeloop.builders.target import to_target
 from kubeloop.builders.trainingjob import (
     DatasetPin,
+    allocate_version,
     build_model_version,
     build_training_job,
+    counter_manifest,
     dataset_mismatch,
     finished_status,
     pin_dataset,
@@ -196,3 +198,19 @@ def test_the_smoke_test_predicts_the_input_example_when_it_has_no_instances() ->
         ("GET", "/v2/health/ready"),
         ("GET", "/v2/models/iris"),
     ]
+
+
+def test_the_version_counter_is_labelled_for_selection_and_says_what_it_is() -> None:
+    counter = counter_manifest("ml", "iris")
+    meta = counter["metadata"]
+    assert meta["name"] == "kubeloop-versions-iris"
+    assert meta["labels"]["app.kubernetes.io/component"] == "version-counter"
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "kubeloop-operator"
+    assert meta["labels"]["kubeloop.dev/model"] == "iris"
+    assert "ownerReferences" not in meta  # outlives TrainingJobs; goes with the namespace
+    assert (
+        "numbers of deleted ModelVersions be given again"
+        in meta["annotations"]["kubeloop.dev/purpose"]
+    )
+    # Without the counter (deleted), numbers still move past every existing ModelVersion.
+    assert allocate_version(None, "uid-1", taken=[1, 2, 5]).version == 6

@@ -237,7 +237,15 @@ def counter_name(model: str) -> str:
     return child_name("kubeloop-versions", model, limit=253)
 
 
+COUNTER_COMPONENT: Final = "version-counter"
+COUNTER_ANNOTATION: Final = "kubeloop.dev/purpose"
+
+
 def counter_manifest(namespace: str, model: str) -> dict[str, Any]:
+    """The counter of one model's version numbers. It is kept, never pruned: like MLflow, a
+    number is never given twice, also after its ModelVersion was deleted. No owner (it outlives
+    every TrainingJob); the namespace's deletion removes it. Labelled, so that all counters (or
+    one model's) can be listed and deleted by selector."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -247,9 +255,16 @@ def counter_manifest(namespace: str, model: str) -> dict[str, Any]:
             "labels": labels(
                 name="modelversion",
                 instance=model,
-                component="version-counter",
+                component=COUNTER_COMPONENT,
                 extra={"model": model},
             ),
+            "annotations": {
+                COUNTER_ANNOTATION: (
+                    f"Kubeloop's version counter of model {model}: data.next is the next "
+                    "ModelVersion number. Deleting it lets numbers of deleted ModelVersions be "
+                    "given again (docs/reference/notes/modelversion.md)."
+                )
+            },
         },
         "data": {COUNTER_NEXT: "1"},
     }
