@@ -45,7 +45,7 @@ from kubeloop_runtime.captures import (
     read_capture_part,
 )
 from kubeloop_runtime.config import DatasetSpec, ManifestEntry, ManifestSpec
-from kubeloop_runtime.errors import DatasetError, DataVersionError, StorageError
+from kubeloop_runtime.errors import DatasetError, DataVersionError, MissingFileError
 from kubeloop_runtime.storage import Location, list_files, read_bytes, resolve
 
 FileFormat = Literal["csv", "parquet"]
@@ -163,7 +163,7 @@ def pinned_files(manifest: ManifestSpec, uri: str) -> tuple[ManifestEntry, ...]:
         try:
             document = json.loads(read_bytes(resolve(manifest.uri)))
             entries = tuple(ManifestEntry.model_validate(item) for item in document["files"])
-        except StorageError as error:
+        except MissingFileError as error:
             raise DataVersionError(
                 f"dataset.manifest.uri: the file list of the pinned data version of {uri} "
                 f"cannot be read ({error}); refresh the Dataset and train again"
@@ -270,7 +270,7 @@ def _read_member(member: Location, expected: ManifestEntry | None, uri: str) -> 
     )
     try:
         data = read_bytes(member)
-    except StorageError as error:
+    except MissingFileError as error:  # a storage that cannot be reached stays a StorageError
         raise DataVersionError(
             f"{member.uri}: the file vanished since profiling ({error}); {gone}"
         ) from error

@@ -48,6 +48,10 @@ class StorageError(RuntimeJobError):
     exit_code = EXIT_DATA
 
 
+class MissingFileError(StorageError):
+    """The file a URI names does not exist (as opposed to a storage that cannot be reached)."""
+
+
 class DatasetError(RuntimeJobError):
     """The dataset cannot be loaded or used (unknown format, unparsable file, missing target)."""
 

@@ -89,6 +89,10 @@ def test_a_large_manifest_stays_out_of_the_result_and_train_reads_it_from_its_ur
     spec = DatasetSpec.model_validate(pinned_dataset(root, result))
     loaded = load_dataset(spec)
     assert (loaded.files, loaded.rows, loaded.digest) == (30, 150, result["digest"])
+    # The profile's manifest.json removed (a cleaned artifact store): the version is gone.
+    (tmp_path / "out" / MANIFEST_FILE).unlink()
+    with pytest.raises(DataVersionError, match="file list of the pinned data version"):
+        load_dataset(spec)
 
 
 def test_a_file_added_after_profiling_is_not_read_by_train(folder: Path, tmp_path: Path) -> None:
