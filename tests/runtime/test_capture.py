@@ -232,7 +232,13 @@ def test_base_data_plus_captures_is_one_growing_table(
         dataset={"source": {"uri": f"file://{data}/"}, "target": "target"},
     )
     result = run_training(parse_train_config(config))
-    assert result["dataset"] == {"uri": f"file://{data}/", "digest": grown.digest, "rows": 170}
+    assert result["dataset"] == {
+        "uri": f"file://{data}/",
+        "digest": grown.digest,
+        "rows": 170,
+        "files": grown.files,
+        "manifest": grown.manifest_digest,
+    }
 
 
 def test_regression_capture_keeps_float_values(
