@@ -87,9 +87,10 @@ class ModelVersionSpec(ApiModel):
             cel(
                 "has(self.framework) == has(oldSelf.framework) "
                 "&& has(self.metrics) == has(oldSelf.metrics) "
-                "&& has(self.lineage) == has(oldSelf.lineage)",
-                "spec.framework, spec.metrics and spec.lineage cannot be added or removed after "
-                "creation: create a new ModelVersion instead",
+                "&& has(self.lineage) == has(oldSelf.lineage) "
+                "&& has(self.inputExample) == has(oldSelf.inputExample)",
+                "spec.framework, spec.metrics, spec.lineage and spec.inputExample cannot be added "
+                "or removed after creation: create a new ModelVersion instead",
             ),
         )
     }
