@@ -96,6 +96,16 @@ def test_a_file_added_between_profile_and_train_is_not_trained_on(
     assert metadata["dataset"]["rows"] == 140  # not the 150 the folder holds now
     assert metadata["evaluation"]["trainRows"] + metadata["evaluation"]["testRows"] == 140
     assert metadata["dataset"]["manifest"] == manifest["digest"]
+    # The model's version counter: kept, and found by its labels (docs: notes/modelversion.md).
+    counters = kube.list_objects(
+        api,
+        "v1",
+        "ConfigMap",
+        namespace,
+        label_selector="app.kubernetes.io/component=version-counter,kubeloop.dev/model=iris",
+    )
+    assert [counter["metadata"]["name"] for counter in counters] == ["kubeloop-versions-iris"]
+    assert "kubeloop.dev/purpose" in counters[0]["metadata"]["annotations"]
 
     # A file of the pinned version rewritten in place: the next run fails, nothing registered.
     frame.iloc[100:120].to_csv(folder / "b.csv", index=False)
