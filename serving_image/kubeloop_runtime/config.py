@@ -65,14 +65,45 @@ class SchemaSpec(_Strict):
     allow_extra_columns: bool = True
 
 
+DIGEST_PATTERN: Final = r"^sha256:[a-f0-9]{64}$"
+
+
+class ManifestEntry(_Strict):
+    """One file of a folder as it was read: its path relative to the folder, size and sha256."""
+
+    path: str = Field(min_length=1)
+    size: int = Field(ge=0)
+    digest: str = Field(pattern=DIGEST_PATTERN)
+
+
+class ManifestSpec(_PassThrough):
+    """The files of a folder's pinned data version: inline (``entries``) or in the profile's
+    ``manifest.json`` (``uri``), with the digest of the list (datasets.manifest_digest)."""
+
+    digest: str = Field(pattern=DIGEST_PATTERN)
+    files: int = Field(ge=1)
+    uri: str | None = Field(default=None, min_length=1)
+    entries: list[ManifestEntry] | None = None
+
+    @model_validator(mode="after")
+    def _entries_or_uri(self) -> ManifestSpec:
+        if self.entries is None and self.uri is None:
+            raise ValueError("the manifest needs its entries or the uri of manifest.json")
+        return self
+
+
 class DatasetSpec(_PassThrough):
     """The data to read. Takes the contract's flat form (``uri``, ``format``) and also a Dataset
-    spec passed through as is, where they sit under ``source``."""
+    spec passed through as is, where they sit under ``source``. ``version`` (the pinned data
+    version) and ``manifest`` (a folder's files of that version) make train read that version
+    or fail."""
 
     uri: str = Field(min_length=1)
     format: Literal["auto", "csv", "parquet"] = "auto"
     target: str | None = None
     schema_: SchemaSpec | None = Field(default=None, alias="schema")
+    version: str | None = Field(default=None, pattern=DIGEST_PATTERN)
+    manifest: ManifestSpec | None = None
 
     @model_validator(mode="before")
     @classmethod

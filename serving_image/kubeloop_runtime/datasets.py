@@ -15,6 +15,13 @@ Parquet file under it, recursively, in sorted relative-path order, read as one t
 aligned by name; capture parts (captures.py) contribute their labelled rows. Its digest is the
 same table digest, over the whole table, so it changes exactly when the rows do.
 
+A folder keeps growing (serving captures land in it), so a folder read also gives its manifest:
+the files read, each with its size and sha256, and a digest over that list. The profile records
+it with the data version; train is given it (``dataset.manifest``) and reads exactly those files,
+checking each one's bytes, so it trains on the rows that were profiled, not on what arrived
+since. With ``dataset.version`` set (the pinned data version), a table whose digest differs is a
+`DataVersionError`: the data that version named is gone.
+
 This module loads and hashes; validation is schema.py's job.
 """
 
@@ -23,6 +30,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Final, Literal
@@ -36,8 +44,8 @@ from kubeloop_runtime.captures import (
     labelled_rows,
     read_capture_part,
 )
-from kubeloop_runtime.config import DatasetSpec
-from kubeloop_runtime.errors import DatasetError
+from kubeloop_runtime.config import DatasetSpec, ManifestEntry, ManifestSpec
+from kubeloop_runtime.errors import DatasetError, DataVersionError, MissingFileError
 from kubeloop_runtime.storage import Location, list_files, read_bytes, resolve
 
 FileFormat = Literal["csv", "parquet"]
@@ -46,6 +54,8 @@ BUILTIN_SCHEME: Final = "builtin://"
 BUILTIN_TARGET: Final = "target"
 BUILTIN_DATASETS: Final = ("iris", "wine", "breast_cancer", "diabetes", "digits")
 DIGEST_HEADER: Final = b"kubeloop-dataset-v1\n"
+MANIFEST_HEADER: Final = b"kubeloop-manifest-v1\n"
+MANIFEST_SCHEMA_VERSION: Final = 1
 _PARQUET_MAGIC: Final = b"PAR1"
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _DATA_SUFFIXES: Final[dict[str, FileFormat]] = {
@@ -71,14 +81,33 @@ class LoadedDataset:
     default_target: str | None  # the builtin datasets name their target column
     target_names: tuple[str, ...] | None  # builtin classification sets: label of each class code
     files: int = 1  # data files read (a folder's count)
+    manifest: tuple[ManifestEntry, ...] = ()  # a folder's files as read, in table order
 
     @property
     def rows(self) -> int:
         return int(self.frame.shape[0])
 
+    @property
+    def manifest_digest(self) -> str | None:
+        return manifest_digest(self.manifest) if self.format == "folder" else None
+
 
 def load_dataset(spec: DatasetSpec) -> LoadedDataset:
-    """Load the dataset a spec names and compute its digest."""
+    """Load the dataset a spec names and compute its digest; with ``spec.version`` (the pinned
+    data version) refuse a table whose digest differs, and with ``spec.manifest`` read exactly
+    the folder files it lists."""
+    loaded = _load(spec)
+    if spec.version is not None and loaded.digest != spec.version:
+        raise DataVersionError(
+            f"dataset {spec.uri}: its content is now version {loaded.digest}, not the pinned "
+            f"version {spec.version}: the data of that version is gone (the source changed "
+            "since the Dataset was profiled). Refresh the Dataset (set the kubeloop.dev/refresh "
+            "annotation) and train again on its new version"
+        )
+    return loaded
+
+
+def _load(spec: DatasetSpec) -> LoadedDataset:
     if spec.uri.startswith(BUILTIN_SCHEME):
         name = spec.uri.removeprefix(BUILTIN_SCHEME).strip("/")
         frame, target_names = load_builtin(name)
@@ -87,13 +116,69 @@ def load_dataset(spec: DatasetSpec) -> LoadedDataset:
         )
     location = resolve(spec.uri)
     if spec.uri.endswith("/"):
-        return load_folder(spec, location)
+        pinned = None if spec.manifest is None else pinned_files(spec.manifest, spec.uri)
+        return load_folder(spec, location, pinned)
+    if spec.manifest is not None:
+        raise DatasetError(
+            f"dataset.manifest: {spec.uri} is one file, not a folder (a URI ending in /); "
+            "only a folder has a manifest"
+        )
     data = read_bytes(location)
     file_format = detect_format(location.path, spec.format, data)
     frame = parse_table(data, file_format, spec.uri)
     if frame.shape[0] == 0:
         raise DatasetError(f"{spec.uri}: the dataset has no rows")
     return LoadedDataset(spec.uri, file_format, frame, content_digest(frame), None, None)
+
+
+def manifest_digest(entries: tuple[ManifestEntry, ...] | list[ManifestEntry]) -> str:
+    """``sha256:<hex>`` over the header and each entry's path, size and digest, length-prefixed."""
+    sha = hashlib.sha256(MANIFEST_HEADER)
+    sha.update(f"{len(entries)}\n".encode())
+    for entry in entries:
+        _update_bytes(sha, entry.path.encode())
+        _update_bytes(sha, str(entry.size).encode())
+        _update_bytes(sha, entry.digest.encode())
+    return f"sha256:{sha.hexdigest()}"
+
+
+def manifest_document(loaded: LoadedDataset) -> dict[str, object]:
+    """``manifest.json``: the folder's files as read, with the data version they make."""
+    return {
+        "schemaVersion": MANIFEST_SCHEMA_VERSION,
+        "uri": loaded.uri,
+        "version": loaded.digest,
+        "digest": manifest_digest(loaded.manifest),
+        "files": [entry.model_dump() for entry in loaded.manifest],
+    }
+
+
+def pinned_files(manifest: ManifestSpec, uri: str) -> tuple[ManifestEntry, ...]:
+    """The files a manifest lists (inline, else read from ``manifest.uri``), its digest checked."""
+    entries: tuple[ManifestEntry, ...]
+    if manifest.entries is not None:
+        entries = tuple(manifest.entries)
+    else:
+        assert manifest.uri is not None  # config.py: entries or uri
+        try:
+            document = json.loads(read_bytes(resolve(manifest.uri)))
+            entries = tuple(ManifestEntry.model_validate(item) for item in document["files"])
+        except MissingFileError as error:
+            raise DataVersionError(
+                f"dataset.manifest.uri: the file list of the pinned data version of {uri} "
+                f"cannot be read ({error}); refresh the Dataset and train again"
+            ) from error
+        except (ValueError, KeyError, TypeError) as error:
+            raise DatasetError(
+                f"dataset.manifest.uri {manifest.uri}: not a manifest ({error})"
+            ) from error
+    digest = manifest_digest(entries)
+    if digest != manifest.digest or len(entries) != manifest.files:
+        raise DatasetError(
+            f"dataset.manifest: the file list has digest {digest} and {len(entries)} files, "
+            f"not {manifest.digest} and {manifest.files} (a truncated or edited manifest)"
+        )
+    return entries
 
 
 def data_file_format(relative: str, declared: str) -> FileFormat | None:
@@ -107,19 +192,36 @@ def data_file_format(relative: str, declared: str) -> FileFormat | None:
     return None
 
 
-def load_folder(spec: DatasetSpec, location: Location) -> LoadedDataset:
-    """Every data file under the folder as one table (the rules are in the module docstring)."""
-    members = [
-        (relative, member, file_format)
-        for relative, member in list_files(location)
-        if (file_format := data_file_format(relative, spec.format)) is not None
-    ]
+def load_folder(
+    spec: DatasetSpec, location: Location, pinned: tuple[ManifestEntry, ...] | None = None
+) -> LoadedDataset:
+    """Every data file under the folder as one table (the rules are in the module docstring);
+    with ``pinned``, exactly those files, each checked against its size and digest."""
+    if pinned is None:
+        members = [
+            (relative, member, file_format)
+            for relative, member in list_files(location)
+            if (file_format := data_file_format(relative, spec.format)) is not None
+        ]
+    else:
+        folder = Location(location.uri.rstrip("/") + "/", location.protocol, location.path)
+        members = []
+        for entry in pinned:
+            file_format = data_file_format(entry.path, spec.format)
+            if file_format is None:
+                raise DatasetError(
+                    f"dataset.manifest: {entry.path} is not a data file of {spec.uri} "
+                    f"(format {spec.format})"
+                )
+            members.append((entry.path, folder.child(entry.path), file_format))
     if not members:
         kinds = "CSV or Parquet" if spec.format == "auto" else spec.format.upper()
         raise DatasetError(f"{spec.uri}: the folder holds no {kinds} files")
     pieces: list[pd.DataFrame | CapturePart] = []
-    for _, member, file_format in members:
-        data = read_bytes(member)
+    manifest: list[ManifestEntry] = []
+    for index, (relative, member, file_format) in enumerate(members):
+        data = _read_member(member, None if pinned is None else pinned[index], spec.uri)
+        manifest.append(ManifestEntry(path=relative, size=len(data), digest=_sha256(data)))
         part = read_capture_part(data, member.uri) if file_format == "parquet" else None
         pieces.append(part if part is not None else parse_table(data, file_format, member.uri))
     labels = join_labels([piece for piece in pieces if isinstance(piece, CapturePart)])
@@ -147,8 +249,41 @@ def load_folder(spec: DatasetSpec, location: Location) -> LoadedDataset:
     table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     table = table.reset_index(drop=True)
     return LoadedDataset(
-        spec.uri, "folder", table, content_digest(table), None, None, files=len(members)
+        spec.uri,
+        "folder",
+        table,
+        content_digest(table),
+        None,
+        None,
+        files=len(members),
+        manifest=tuple(manifest),
     )
+
+
+def _read_member(member: Location, expected: ManifestEntry | None, uri: str) -> bytes:
+    """A folder file's bytes; a pinned one must still exist with the same size and digest."""
+    if expected is None:
+        return read_bytes(member)
+    gone = (
+        f"the data of the pinned version of {uri} is gone. Refresh the Dataset (set the "
+        "kubeloop.dev/refresh annotation) and train again on its new version"
+    )
+    try:
+        data = read_bytes(member)
+    except MissingFileError as error:  # a storage that cannot be reached stays a StorageError
+        raise DataVersionError(
+            f"{member.uri}: the file vanished since profiling ({error}); {gone}"
+        ) from error
+    if len(data) != expected.size or _sha256(data) != expected.digest:
+        raise DataVersionError(
+            f"{member.uri}: the file changed since profiling ({len(data)} bytes, "
+            f"{_sha256(data)}; profiled {expected.size} bytes, {expected.digest}); {gone}"
+        )
+    return data
+
+
+def _sha256(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
 
 
 def load_builtin(name: str) -> tuple[pd.DataFrame, tuple[str, ...] | None]:

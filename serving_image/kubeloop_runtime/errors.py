@@ -48,11 +48,22 @@ class StorageError(RuntimeJobError):
     exit_code = EXIT_DATA
 
 
+class MissingFileError(StorageError):
+    """The file a URI names does not exist (as opposed to a storage that cannot be reached)."""
+
+
 class DatasetError(RuntimeJobError):
     """The dataset cannot be loaded or used (unknown format, unparsable file, missing target)."""
 
     reason = "DatasetError"
     exit_code = EXIT_DATA
+
+
+class DataVersionError(DatasetError):
+    """The pinned data version cannot be read any more: a file of it changed or vanished, or the
+    source's content now has another digest."""
+
+    reason = "DataVersionGone"
 
 
 class SchemaError(RuntimeJobError):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from kubeloop_runtime.errors import StorageError
+from kubeloop_runtime.errors import MissingFileError, StorageError
 
 PVC_ROOT_ENV: Final = "KUBELOOP_PVC_ROOT"
 DEFAULT_PVC_ROOT: Final = "/mnt/pvc"
@@ -106,7 +106,7 @@ def read_bytes(location: Location) -> bytes:
     try:
         data = fs.cat_file(location.path)
     except FileNotFoundError as error:
-        raise StorageError(f"{location.uri}: no such file") from error
+        raise MissingFileError(f"{location.uri}: no such file") from error
     except IsADirectoryError as error:
         raise StorageError(f"{location.uri}: is a folder, expected a file") from error
     except Exception as error:  # fsspec backends raise their own types (aiohttp, botocore)

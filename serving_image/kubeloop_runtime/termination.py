@@ -29,8 +29,9 @@ DEFAULT_TERMINATION_LOG: Final = "/dev/termination-log"
 TERMINATION_LOG_ENV: Final = "KUBELOOP_TERMINATION_LOG"
 ESSENTIAL_FIELDS: Final = ("ok", "kind", "reason", "message", "passed", "truncated", "dropped")
 # Detail that is dropped whole before anything else is shortened: the per-feature profile summary
-# (the full one is in profile.json), the violation list (the message repeats it), the parameters.
-DROP_FIRST: Final = ("profile", "violations", "params")
+# (the full one is in profile.json), the violation list (the message repeats it), the parameters,
+# the input example (metadata.json keeps it).
+DROP_FIRST: Final = ("profile", "violations", "params", "inputExample")
 _ELLIPSIS: Final = "…"
 
 

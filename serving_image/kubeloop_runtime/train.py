@@ -18,6 +18,7 @@ bare estimator fitted on a float array, which is what the server's fast path fee
 
 from __future__ import annotations
 
+import json
 import platform
 import shutil
 import sys
@@ -78,6 +79,12 @@ from kubeloop_runtime.termination import run_batch, termination_log_path, to_pla
 
 ESTIMATOR_STEP: Final = "estimator"
 LIBRARIES: Final = ("scikit-learn", "numpy", "scipy", "pandas", "joblib")
+FRAMEWORK: Final = "scikit-learn"
+# The input example (like MLflow's): a few feature rows in /predict's records form. The artifact
+# keeps up to EXAMPLE_ROWS; the result, which must fit the termination message, fewer and small.
+EXAMPLE_ROWS: Final = 5
+RESULT_EXAMPLE_ROWS: Final = 2
+RESULT_EXAMPLE_BYTES: Final = 1024
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,9 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     except ProfileError as error:
         raise DatasetError(f"{config.dataset.uri}: {error}") from error
 
+    dataset_lineage = describe_dataset(loaded, config)
+    example = input_example(data.profile_frame, EXAMPLE_ROWS)
+    framework = framework_info()
     metadata: dict[str, Any] = to_plain(
         {
             "schemaVersion": 1,
@@ -187,7 +197,9 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
             ],
             "target": describe_target(target_name, task, model, class_names),
             "profile": profile,
-            "dataset": {"uri": loaded.uri, "digest": loaded.digest, "rows": loaded.rows},
+            "dataset": dataset_lineage,
+            "inputExample": example,
+            "framework": framework,
             "search": search_summary,
             "comparison": comparison,
             "evaluation": {
@@ -212,10 +224,14 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         "metrics": metrics,
         "gate": gate.to_dict(),
         "artifact": {"uri": config.output.uri, "digest": digest},
-        "dataset": {"uri": loaded.uri, "digest": loaded.digest, "rows": loaded.rows},
+        "dataset": dataset_lineage,
+        "framework": framework,
         "params": params,
         "durationSeconds": round(time.monotonic() - started, 3),
     }
+    small_example = result_example(metadata["inputExample"])
+    if small_example:
+        result["inputExample"] = small_example
     if search_summary is not None:
         result["search"] = {
             key: search_summary[key] for key in ("strategy", "trials", "bestScore", "bestParams")
@@ -454,6 +470,47 @@ def save_artifact(model: Any, metadata: dict[str, Any], uri: str) -> str:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return digest
+
+
+def describe_dataset(loaded: LoadedDataset, config: TrainConfig) -> dict[str, Any]:
+    """What was trained on: URI, digest (the data version), rows; for a folder also the file
+    count and the manifest's digest (the exact files, docs/design/contracts.md)."""
+    described: dict[str, Any] = {"uri": loaded.uri, "digest": loaded.digest, "rows": loaded.rows}
+    if loaded.format == "folder":
+        described.update(files=loaded.files, manifest=loaded.manifest_digest)
+        if config.dataset.manifest is not None and config.dataset.manifest.uri is not None:
+            described["manifestUri"] = config.dataset.manifest.uri
+    return described
+
+
+def input_example(features: pd.DataFrame, rows: int) -> list[dict[str, Any]]:
+    """Up to ``rows`` training rows as ``{feature: value}`` (complete rows first), JSON-ready."""
+    complete = features.dropna()
+    picked = (complete if len(complete) else features).head(rows)
+    records: list[dict[str, Any]] = to_plain(
+        [
+            {str(name): value for name, value in zip(picked.columns, row, strict=True)}
+            for row in picked.itertuples(index=False, name=None)
+        ]
+    )
+    return records
+
+
+def result_example(example: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The example rows that fit the result: at most RESULT_EXAMPLE_ROWS, within the byte budget."""
+    rows = example[:RESULT_EXAMPLE_ROWS]
+    while rows and len(json.dumps(rows, separators=(",", ":"))) > RESULT_EXAMPLE_BYTES:
+        rows = rows[:-1]
+    return rows
+
+
+def framework_info() -> dict[str, str]:
+    """The library that fits the model and the Python that ran it (ModelVersion spec.framework)."""
+    return {
+        "name": FRAMEWORK,
+        "version": version(FRAMEWORK),
+        "pythonVersion": platform.python_version(),
+    }
 
 
 def library_versions() -> dict[str, str]:

@@ -56,6 +56,7 @@ VALID: dict[str, dict[str, Any]] = {
             "framework": {"name": "scikit-learn", "version": "1.9.1"},
             "metrics": {"f1": 0.95, "accuracy": 0.96},
             "lineage": {"trainingJob": "wine-lr", "dataset": "wine", "datasetVersion": DIGEST},
+            "inputExample": [{"alcohol": 13.2, "malic_acid": 1.78, "color": "red"}],
             "stage": "Staging",
         },
     },
@@ -642,6 +643,18 @@ IMMUTABLE_UPDATES: tuple[UpdateCase, ...] = (
         "lineage-removed",
         [{"op": "remove", "path": "/spec/lineage"}],
         "spec.lineage",
+        "cannot be added or removed",
+    ),
+    UpdateCase(
+        "input-example-row",
+        [{"op": "replace", "path": "/spec/inputExample/0/alcohol", "value": 1.0}],
+        "spec.inputExample",
+        "is immutable",
+    ),
+    UpdateCase(
+        "input-example-removed",
+        [{"op": "remove", "path": "/spec/inputExample"}],
+        "spec.inputExample",
         "cannot be added or removed",
     ),
 )

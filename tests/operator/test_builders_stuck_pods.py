@@ -77,7 +77,9 @@ def test_the_dataset_reports_it_once_and_keeps_waiting() -> None:
 
 def test_the_trainingjob_and_the_modelversion_report_it() -> None:
     trainingjob = {"metadata": {"name": "iris-rf", "generation": 1}, "status": {}}
-    status = running_status(trainingjob, "iris-rf-train-1", "sha256:ab", "", None, NOW, "x: y")
+    status = running_status(
+        trainingjob, "iris-rf-train-1", "sha256:ab", "", None, NOW, stuck="x: y"
+    )
     ready = find_condition(status["conditions"], "Ready")
     assert ready is not None
     assert (status["phase"], ready.reason) == ("Running", STUCK)

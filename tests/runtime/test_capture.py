@@ -15,14 +15,13 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import LiveServer, TrainedArtifact
 from helpers_train import mixed_frame, train_config
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
@@ -44,6 +43,9 @@ from kubeloop_runtime.serve.model import Prediction
 from kubeloop_runtime.serve.settings import ServeSettings
 from kubeloop_runtime.train import run_training
 from support import eventually, free_port
+
+if TYPE_CHECKING:  # types only: `conftest` names whichever conftest pytest loaded last
+    from conftest import LiveServer, TrainedArtifact
 
 FAST_FLUSH = {"capture_flush_seconds": 0.1}
 
@@ -232,7 +234,13 @@ def test_base_data_plus_captures_is_one_growing_table(
         dataset={"source": {"uri": f"file://{data}/"}, "target": "target"},
     )
     result = run_training(parse_train_config(config))
-    assert result["dataset"] == {"uri": f"file://{data}/", "digest": grown.digest, "rows": 170}
+    assert result["dataset"] == {
+        "uri": f"file://{data}/",
+        "digest": grown.digest,
+        "rows": 170,
+        "files": grown.files,
+        "manifest": grown.manifest_digest,
+    }
 
 
 def test_regression_capture_keeps_float_values(

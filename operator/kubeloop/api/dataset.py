@@ -145,6 +145,32 @@ class DatasetVersion(ApiModel):
     observed_at: datetime = Field(description="When the version was first seen.")
 
 
+class ManifestEntry(ApiModel):
+    """One file of a folder's data version, as the profile read it."""
+
+    path: str = Field(
+        min_length=1, max_length=1024, description="Path relative to the folder, `/`-separated."
+    )
+    size: int = Field(ge=0, description="Size in bytes.")
+    digest: Digest = Field(description="`sha256:<64 hex>` of the file's bytes.")
+
+
+class DataManifest(ApiModel):
+    """The exact files a folder's data version was read from, so training reads the same ones
+    (docs/design/contracts.md, "Datasets over folders")."""
+
+    digest: Digest = Field(description="Digest of the file list (paths, sizes and digests).")
+    files: int = Field(ge=1, description="Number of files.")
+    uri: StorageUri | None = Field(
+        None, description="`manifest.json` in the artifact store: the full file list."
+    )
+    entries: list[ManifestEntry] | None = Field(
+        None,
+        max_length=64,
+        description="The file list itself, when it is short; else read from `uri`.",
+    )
+
+
 CheckResult = Literal["Running", "Retrying", "Succeeded", "Failed"]
 
 
@@ -194,6 +220,13 @@ class DatasetStatus(ApiModel):
         description=(
             "Where the full reference profile (bins, deciles, samples) was written: "
             "`profile.json` in the artifact store."
+        ),
+    )
+    manifest: DataManifest | None = Field(
+        None,
+        description=(
+            "Folder sources: the files `version` was read from. A TrainingJob pins it with the "
+            "version and trains on exactly these files."
         ),
     )
     history: list[DatasetVersion] | None = Field(

@@ -91,8 +91,9 @@ class SmokeTest(ApiModel):
         max_length=100,
         description=(
             "Rows to predict, as `{feature: value}` objects; each is one `POST /predict` that "
-            "must answer one prediction. Left out, the test checks that the preview Service "
-            "reaches a loaded model (readiness and the v2 model metadata)."
+            "must answer one prediction. Left out, the test checks readiness and the v2 model "
+            "metadata through the preview Service, then predicts the ModelVersion's "
+            "`spec.inputExample` rows (recorded by train), if it has them."
         ),
     )
     min_success_ratio: float = Field(

@@ -87,9 +87,10 @@ class ModelVersionSpec(ApiModel):
             cel(
                 "has(self.framework) == has(oldSelf.framework) "
                 "&& has(self.metrics) == has(oldSelf.metrics) "
-                "&& has(self.lineage) == has(oldSelf.lineage)",
-                "spec.framework, spec.metrics and spec.lineage cannot be added or removed after "
-                "creation: create a new ModelVersion instead",
+                "&& has(self.lineage) == has(oldSelf.lineage) "
+                "&& has(self.inputExample) == has(oldSelf.inputExample)",
+                "spec.framework, spec.metrics, spec.lineage and spec.inputExample cannot be added "
+                "or removed after creation: create a new ModelVersion instead",
             ),
         )
     }
@@ -122,6 +123,19 @@ class ModelVersionSpec(ApiModel):
         None,
         description="Training job, dataset and version, parameters and image.",
         json_schema_extra=validations(immutable("spec.lineage")),
+    )
+    input_example: list[dict[str, Any]] | None = Field(
+        None,
+        max_length=5,
+        description=(
+            "A few training rows as `{feature: value}` objects (like MLflow's input example), "
+            "recorded by the TrainingJob; the InferenceService smoke test predicts them when it "
+            "has no `instances` of its own."
+        ),
+        json_schema_extra={
+            "items": {"type": "object", **FREE_FORM},
+            **validations(immutable("spec.inputExample")),
+        },
     )
     aliases: list[Alias] | None = Field(
         None,

@@ -20,6 +20,7 @@ from kubeloop.api.base import (
     validations,
 )
 from kubeloop.api.conditions import Conditions, ObservedGeneration
+from kubeloop.api.dataset import DataManifest
 from kubeloop.api.refs import LocalObjectRef
 from kubeloop.api.resources import ResourceRequirements
 from kubeloop.api.scalars import Digest, ModelName, ObjectName, StorageUri
@@ -239,7 +240,17 @@ class TrainingJobStatus(ApiModel):
         None, description="Parameters the search chose.", json_schema_extra=FREE_FORM
     )
     trials: int | None = Field(None, ge=0, description="Search trials run.")
-    dataset_version: Digest | None = Field(None, description="The Dataset version trained on.")
+    dataset_version: Digest | None = Field(
+        None,
+        description=(
+            "The Dataset version pinned when the run started, and trained on: the training Job "
+            "fails (`DataVersionGone`) rather than train on other data."
+        ),
+    )
+    dataset_manifest: DataManifest | None = Field(
+        None,
+        description="Folder sources: the files of the pinned version, the ones trained on.",
+    )
     artifact: TrainedArtifact | None = Field(None, description="The artifact written.")
     model_version: ObjectName | None = Field(
         None, description="Name of the ModelVersion this run registered."

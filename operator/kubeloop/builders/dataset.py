@@ -7,12 +7,13 @@ annotation's token. Each attempt of a check is one Job with a deterministic name
 again. `status.check` records the key, the attempt and its result, so a restarted operator knows
 what is done, even after the Job's TTL removed it.
 
-Outcomes: the runtime's `profile` result makes the Dataset Ready with version (the content
-digest), rows, features, profile and a history entry per new digest. A source that cannot be read
-(StorageError, or a crash) is retried with exponential backoff and the Dataset is Reconciling;
-after `unreachable_timeout_seconds` it is Stalled until the spec changes, a refresh is asked for,
-or the next refresh slot. Invalid data (SchemaError, DatasetError, ConfigError) is Stalled at
-once, with the runtime's message naming the failing rule.
+Outcomes: the runtime's `profile` result makes the Dataset Ready with version (the content digest),
+rows, features, profile, a history entry per new digest and, for a folder, the manifest of the files
+that version was read from (the TrainingJob pins it, so it trains on those files). A source that
+cannot be read (StorageError, or a crash) is retried with exponential backoff and the Dataset is
+Reconciling; after `unreachable_timeout_seconds` it is Stalled until the spec changes, a refresh is
+asked for, or the next refresh slot. Invalid data (SchemaError, DatasetError, ConfigError) is
+Stalled at once, with the runtime's message naming the failing rule.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -150,6 +152,44 @@ def _features(result: Mapping[str, Any]) -> list[dict[str, str]]:
         for column in result.get("columns") or ()
         if column.get("name") != target
     ]
+
+
+_DIGEST: Final = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+def result_manifest(result: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The profile result's folder manifest for `status.manifest`, or None (not a folder, or a
+    manifest the termination message trimmed past use). Entries are kept only when all are
+    there; without them `uri` must be, since train needs one or the other."""
+    manifest = result.get("manifest")
+    if not isinstance(manifest, Mapping):
+        return None
+    digest, files, uri = manifest.get("digest"), manifest.get("files"), manifest.get("uri")
+    if not (isinstance(digest, str) and _DIGEST.match(digest)) or not isinstance(files, int):
+        return None
+    entries = manifest.get("entries")
+    kept: dict[str, Any] = {"digest": digest, "files": files}
+    if isinstance(uri, str) and uri and not uri.endswith("…"):
+        kept["uri"] = uri
+    if (
+        isinstance(entries, list)
+        and len(entries) == files
+        and all(
+            isinstance(entry, Mapping)
+            and isinstance(entry.get("path"), str)
+            and isinstance(entry.get("size"), int)
+            and isinstance(entry.get("digest"), str)
+            and _DIGEST.match(entry["digest"])
+            for entry in entries
+        )
+    ):
+        kept["entries"] = [
+            {"path": entry["path"], "size": entry["size"], "digest": entry["digest"]}
+            for entry in entries
+        ]
+    if "uri" not in kept and "entries" not in kept:
+        return None
+    return kept
 
 
 def _history(
@@ -287,6 +327,7 @@ def _succeeded(
         features=_features(result),
         profile=result.get("profile"),
         profileUri=result.get("profileUri"),
+        manifest=result_manifest(result),
         history=_history(status.get("history"), version, rows, checked_at, settings.history_limit),
         lastCheckedAt=checked_at,
         refreshToken=token,

@@ -3,13 +3,15 @@ how to judge the answers. Pure; the controller sends the requests.
 
 With `rollout.smokeTest.instances`, each row is one `POST /predict` (records form) and must be
 answered 200 with one prediction. Without them, the test asks the readiness endpoint and the v2
-model metadata through the preview Service: it proves the Service routes to a loaded model of the
-right name, not that a prediction works (rows would need the feature values of the model).
+model metadata through the preview Service (the Service routes to a loaded model of the right
+name), then predicts each row of the ModelVersion's `spec.inputExample` (training rows that
+train recorded), so a real prediction is checked by default. Only a version without an example
+(registered by hand, or by an older runtime) is checked for readiness and metadata alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,12 +42,15 @@ class SmokeAnswer:
     ok: bool
 
 
-def smoke_requests(test: SmokeTest, model_name: str) -> list[SmokeRequest]:
+def smoke_requests(
+    test: SmokeTest, model_name: str, input_example: Sequence[Mapping[str, Any]] = ()
+) -> list[SmokeRequest]:
     if test.instances:
         return [SmokeRequest("POST", "/predict", {"instances": [row]}) for row in test.instances]
     return [
         SmokeRequest("GET", "/v2/health/ready"),
         SmokeRequest("GET", f"/v2/models/{model_name}"),
+        *(SmokeRequest("POST", "/predict", {"instances": [dict(row)]}) for row in input_example),
     ]
 
 

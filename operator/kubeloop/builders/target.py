@@ -8,7 +8,7 @@ with none, the result says in words what the InferenceService waits for, so `Pen
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubeloop.api.inferenceservice import ModelSelector
@@ -25,6 +25,8 @@ class ServingTarget:
     version: int
     artifact_uri: str
     digest: str
+    # spec.inputExample: rows the smoke test predicts when it has no instances (not identity).
+    input_example: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,9 @@ def to_target(body: Mapping[str, Any]) -> ServingTarget:
         version=int(spec["version"]),
         artifact_uri=spec["artifact"]["uri"],
         digest=spec["artifact"]["digest"],
+        input_example=tuple(
+            dict(row) for row in spec.get("inputExample") or () if isinstance(row, Mapping)
+        ),
     )
 
 

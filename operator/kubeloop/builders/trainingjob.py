@@ -1,19 +1,25 @@
 """The TrainingJob's training Job, its ModelVersion, its version number and its status; no I/O.
 
-Order of a run, each step written down in the API before the next, so that a restart at any
-line converges: wait for the Dataset to be Ready → pin its version (status.datasetVersion) →
-create the Job `<name>-train-<uid8>` → read the runtime's `train` result from the termination
-message → apply the gate (and, for `compareTo: serving`, the comparison with the version that
-served the model when the Job was created, passed in as `evaluation.baseline`) → allocate the
-version number (recorded in the per-model counter ConfigMap under this TrainingJob's uid, in the
-same optimistic write that moves the counter, and then in status.modelVersion) → create the
-ModelVersion `<model>-v<n>` (a create that is refused when it exists: one TrainingJob never
-yields two) → status Succeeded.
+Order of a run, each step written down in the API before the next, so that a restart at any line
+converges: wait for the Dataset to be Ready → pin its version (status.datasetVersion, and for a
+folder the manifest of its files, status.datasetManifest) → create the Job `<name>-train-<uid8>` →
+read the runtime's `train` result from the termination message → apply the gate (and, for
+`compareTo: serving`, the comparison with the version that served the model when the Job was
+created, passed in as `evaluation.baseline`) → allocate the version number (recorded in the
+per-model counter ConfigMap under this TrainingJob's uid, in the same optimistic write that moves
+the counter, and then in status.modelVersion) → create the ModelVersion `<model>-v<n>` (a create
+that is refused when it exists: one TrainingJob never yields two) → status Succeeded.
+
+The pin is what is trained on: the train configuration carries the version and the manifest, and
+the runtime reads exactly those files or fails with `DataVersionGone` (a file changed or
+vanished). So `status.datasetVersion` and the ModelVersion's lineage always name the data the
+model saw; a result that reports another digest (an older runtime) fails the run instead.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +49,10 @@ TERMINAL_PHASES: Final = frozenset({"Succeeded", "Rejected", "Failed"})
 COUNTER_NEXT: Final = "next"
 COUNTER_ALLOCATION_PREFIX: Final = "trainingjob."
 TRAINING_JOB_UID_ANNOTATION: Final = "kubeloop.dev/training-job-uid"
+DATASET_VERSION_MISMATCH: Final = "DatasetVersionMismatch"
+# ModelVersion spec.framework.version (api/modelversion.py): a version string, bounded.
+_FRAMEWORK_VERSION: Final = re.compile(r"^[0-9]+(\.[0-9]+)*([a-z0-9.+-]*)$")
+INPUT_EXAMPLE_ROWS: Final = 5
 
 Event = tuple[str, str, str]
 
@@ -131,19 +141,47 @@ def baseline_message(trainingjob: Mapping[str, Any], baseline: Baseline | None) 
     )
 
 
+@dataclass(frozen=True)
+class DatasetPin:
+    """The data a run trains on: the Dataset version and, for a folder, its files' manifest."""
+
+    version: str
+    manifest: dict[str, Any] | None = None
+
+
+def pin_dataset(status: Mapping[str, Any], dataset: Mapping[str, Any]) -> DatasetPin:
+    """The pin of a run: the one already in the TrainingJob's status (a restart keeps it), else
+    the Dataset's current version with its manifest."""
+    data_status = dataset.get("status") or {}
+    pinned = status.get("datasetVersion")
+    if pinned:
+        manifest = status.get("datasetManifest")
+        if manifest is None and data_status.get("version") == pinned:
+            manifest = data_status.get("manifest")  # pinned by an operator without manifests
+        return DatasetPin(str(pinned), manifest)
+    return DatasetPin(str(data_status["version"]), data_status.get("manifest"))
+
+
 def train_config(
     trainingjob: Mapping[str, Any],
     dataset_spec: Mapping[str, Any],
     output_uri: str,
     baseline: Baseline | None = None,
+    pin: DatasetPin | None = None,
 ) -> dict[str, Any]:
     """The runtime's train configuration: the TrainingJob spec passed through, with the Dataset's
-    spec, the output folder and, for `compareTo: serving`, the serving version as
-    `evaluation.baseline` (docs/design/contracts.md, "Runtime configuration")."""
+    spec and the pinned `version` and `manifest`, the output folder and, for `compareTo:
+    serving`, the serving version as `evaluation.baseline` (docs/design/contracts.md, "Runtime
+    configuration")."""
     spec = {key: value for key, value in trainingjob["spec"].items() if key != "datasetRef"}
     if baseline is not None and compares_to_serving(trainingjob):
         spec["evaluation"] = {**spec["evaluation"], "baseline": baseline.to_config()}
-    return {**spec, "dataset": dict(dataset_spec), "output": {"uri": output_uri}}
+    dataset = dict(dataset_spec)
+    if pin is not None:
+        dataset["version"] = pin.version
+        if pin.manifest is not None:
+            dataset["manifest"] = dict(pin.manifest)
+    return {**spec, "dataset": dataset, "output": {"uri": output_uri}}
 
 
 def build_training_job(
@@ -151,16 +189,20 @@ def build_training_job(
     dataset_spec: Mapping[str, Any],
     settings: OperatorSettings,
     baseline: Baseline | None = None,
+    pin: DatasetPin | None = None,
 ) -> dict[str, Any]:
     """The batch Job that trains: resources, deadline and backoff from the spec; the runtime's
     exit codes 2 to 5 fail it at once (builders.common.job_manifest). It mounts the claims of
-    the data, the output and the baseline's artifact (each once)."""
+    the data, its manifest, the output and the baseline's artifact (each once)."""
     meta, spec = trainingjob["metadata"], trainingjob["spec"]
     output = artifact_uri(trainingjob, settings)
-    config_ = train_config(trainingjob, dataset_spec, output, baseline)
+    config_ = train_config(trainingjob, dataset_spec, output, baseline, pin)
     config = json.dumps(config_, separators=(",", ":"), sort_keys=True)
     baseline_uri = ((config_.get("evaluation") or {}).get("baseline") or {}).get("uri")
-    volumes, mounts = pvc_volumes(pvc_claims(dataset_spec["source"]["uri"], output, baseline_uri))
+    manifest_uri = ((pin.manifest if pin else None) or {}).get("uri")
+    volumes, mounts = pvc_volumes(
+        pvc_claims(dataset_spec["source"]["uri"], output, baseline_uri, manifest_uri)
+    )
     container = runtime_container(
         settings,
         name=CONTAINER,
@@ -196,7 +238,15 @@ def counter_name(model: str) -> str:
     return child_name("kubeloop-versions", model, limit=253)
 
 
+COUNTER_COMPONENT: Final = "version-counter"
+COUNTER_ANNOTATION: Final = "kubeloop.dev/purpose"
+
+
 def counter_manifest(namespace: str, model: str) -> dict[str, Any]:
+    """The counter of one model's version numbers. It is kept, never pruned: like MLflow, a
+    number is never given twice, also after its ModelVersion was deleted. No owner (it outlives
+    every TrainingJob); the namespace's deletion removes it. Labelled, so that all counters (or
+    one model's) can be listed and deleted by selector."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -206,9 +256,16 @@ def counter_manifest(namespace: str, model: str) -> dict[str, Any]:
             "labels": labels(
                 name="modelversion",
                 instance=model,
-                component="version-counter",
+                component=COUNTER_COMPONENT,
                 extra={"model": model},
             ),
+            "annotations": {
+                COUNTER_ANNOTATION: (
+                    f"Kubeloop's version counter of model {model}: data.next is the next "
+                    "ModelVersion number. Deleting it lets numbers of deleted ModelVersions be "
+                    "given again (docs/reference/notes/modelversion.md)."
+                )
+            },
         },
         "data": {COUNTER_NEXT: "1"},
     }
@@ -254,10 +311,11 @@ def build_model_version(
     model = spec["modelName"]
     dataset = result.get("dataset") or {}
     artifact = result["artifact"]
+    pinned = (trainingjob.get("status") or {}).get("datasetVersion")
     lineage: dict[str, Any] = {
         "trainingJob": meta["name"],
         "dataset": spec["datasetRef"]["name"],
-        "datasetVersion": dataset.get("digest"),
+        "datasetVersion": pinned or dataset.get("digest"),
         "estimator": result.get("estimator") or spec["estimator"],
         "params": result.get("params") if "params" in result else spec.get("params"),
         "image": settings.runtime_image,
@@ -267,6 +325,8 @@ def build_model_version(
         for name, value in (result.get("metrics") or {}).items()
         if isinstance(value, int | float)
     }
+    framework = result_framework(result)
+    example = result_input_example(result)
     return {
         "apiVersion": API_VERSION,
         "kind": "ModelVersion",
@@ -287,8 +347,45 @@ def build_model_version(
             "artifact": {"uri": artifact["uri"], "digest": artifact["digest"]},
             "metrics": metrics,
             "lineage": {key: value for key, value in lineage.items() if value is not None},
+            **({"framework": framework} if framework else {}),
+            **({"inputExample": example} if example else {}),
         },
     }
+
+
+def result_framework(result: Mapping[str, Any]) -> dict[str, str] | None:
+    """`spec.framework` from the train result's `framework` (None from an older runtime)."""
+    framework = result.get("framework") or {}
+    name, version = framework.get("name"), framework.get("version")
+    if name != "scikit-learn" or not isinstance(version, str) or len(version) > 64:
+        return None
+    if not _FRAMEWORK_VERSION.match(version):
+        return None
+    return {"name": name, "version": version}
+
+
+def result_input_example(result: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """`spec.inputExample`: the train result's example rows, when they are `{feature: value}`."""
+    rows = result.get("inputExample")
+    if not isinstance(rows, list) or not rows:
+        return None
+    if not all(isinstance(row, dict) and row for row in rows):
+        return None
+    return [dict(row) for row in rows[:INPUT_EXAMPLE_ROWS]]
+
+
+def dataset_mismatch(trainingjob: Mapping[str, Any], result: Mapping[str, Any]) -> str | None:
+    """Why a finished run's data is not the pinned version (the result names another digest),
+    or None. The runtime refuses other data itself; this catches an older runtime image."""
+    pinned = (trainingjob.get("status") or {}).get("datasetVersion")
+    trained = (result.get("dataset") or {}).get("digest")
+    if not pinned or not trained or pinned == trained:
+        return None
+    return (
+        f"the run trained on dataset version {trained}, not the pinned version {pinned}: the "
+        "data changed after the Dataset was profiled. No ModelVersion was registered; refresh "
+        "the Dataset and create a new TrainingJob"
+    )
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -353,7 +450,9 @@ def running_status(
     readiness_message: str,
     started: str | None,
     now: datetime,
+    *,
     stuck: str = "",
+    dataset_manifest: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Running in `job_name`; `stuck` (JobOutcome.stuck) says why its Pod does not start."""
     status = dict(trainingjob.get("status") or {})
@@ -362,6 +461,8 @@ def running_status(
         status, True, "DatasetReady", readiness_message, now, generation
     )
     status.update(jobName=job_name, datasetVersion=dataset_version)
+    if dataset_manifest is not None:
+        status["datasetManifest"] = dict(dataset_manifest)
     if started:
         status["startTime"] = started
     message = f"training in Job {job_name} on dataset version {dataset_version}"
@@ -390,9 +491,7 @@ def _result_fields(result: Mapping[str, Any]) -> dict[str, Any]:
     artifact = result.get("artifact") or {}
     if artifact.get("uri") and artifact.get("digest"):
         fields["artifact"] = {"uri": artifact["uri"], "digest": artifact["digest"]}
-    dataset = result.get("dataset") or {}
-    if dataset.get("digest"):
-        fields["datasetVersion"] = dataset["digest"]
+    # status.datasetVersion is the pin, written before the Job ran: never the result's word.
     comparison = result.get("comparison")
     if isinstance(comparison, dict) and {"metric", "candidate", "passed"} <= comparison.keys():
         keys = ("metric", "candidate", "baseline", "baselineVersion", "passed", "testRows")

@@ -191,7 +191,7 @@ def _smoke_test(
     base = f"http://{address}:80"
     answers: list[SmokeAnswer] = []
     with httpx.Client(base_url=base, timeout=5.0) as client:
-        for request in smoke_requests(test, target.model_name):
+        for request in smoke_requests(test, target.model_name, target.input_example):
             answers.append(_send_until_ok(client, request, deadline))
     return judge(answers, test)
 

@@ -134,7 +134,8 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
             readiness.message if readiness else "",
             started,
             now,
-            outcome.stuck,
+            stuck=outcome.stuck,
+            dataset_manifest=status.get("datasetManifest"),
         )
         was = find_condition(status.get("conditions"), "Ready")
         _write_status(context, trainingjob, running)
@@ -176,11 +177,16 @@ def start(context: Context, trainingjob: dict[str, Any], job_name: str, now: dat
         if first:
             emit(context.api, trainingjob, "Normal", "WaitingForDataset", readiness[2])
         return DONE
-    pinned = status.get("datasetVersion") or dataset["status"]["version"]
-    running = builder.running_status(trainingjob, job_name, pinned, readiness[2], None, now)
+    pin = builder.pin_dataset(status, dataset)
+    pinned = pin.version
+    running = builder.running_status(
+        trainingjob, job_name, pinned, readiness[2], None, now, dataset_manifest=pin.manifest
+    )
     _write_status(context, trainingjob, running)  # the pin, before the Job exists
     baseline = serving_baseline(context, trainingjob)
-    manifest = builder.build_training_job(trainingjob, dataset["spec"], context.settings, baseline)
+    manifest = builder.build_training_job(
+        trainingjob, dataset["spec"], context.settings, baseline, pin
+    )
     try:
         kube.create(context.api, manifest)
         failpoints.reached("trainingjob.job-created")
@@ -210,6 +216,15 @@ def finish(
 ) -> None:
     """Apply the gate: register a ModelVersion on a pass; Rejected or Failed otherwise."""
     result = outcome.result
+    mismatch = builder.dataset_mismatch(trainingjob, result)
+    if mismatch is not None and outcome.state == "succeeded":
+        outcome = JobOutcome(
+            "failed",
+            result=result,
+            reason=builder.DATASET_VERSION_MISMATCH,
+            message=mismatch,
+            finished_at=outcome.finished_at,
+        )
     passed = outcome.state == "succeeded" and result.get("ok") and result.get("passed", True)
     model_version = register(context, trainingjob, result) if passed else None
     plan = builder.finished_status(trainingjob, outcome, model_version, now)
