@@ -1,7 +1,7 @@
 """The ModelVersion controller with the real operator: an operator-made version is Ready without
 a Job, a hand-registered one is verified by a fetch Job (Ready, or Stalled with "digest
-mismatch"), aliases move between versions with an Event on both, and status.servedBy follows
-the InferenceServices' status.activeModelVersion."""
+mismatch"), aliases move between versions with an Event on both. status.servedBy is followed
+through a real blue-green rollout in played/test_isvc_operator.py."""
 
 from __future__ import annotations
 
@@ -144,37 +144,3 @@ def test_an_alias_moves_between_versions_with_an_event_on_both(
         json.dumps({"spec": {"stage": "Archived"}}),
     )
     assert kube.get(api, API, "ModelVersion", namespace, "iris-v1")["spec"]["stage"] == "Archived"
-
-
-def test_served_by_follows_the_inference_services_active_version(
-    operator: OperatorProcess, jobs: JobRunner, kubectl: Any, namespace: str, api: Any
-) -> None:
-    operator.start()
-    made = trained_version(kubectl, namespace, api, jobs)
-    kube.create(api, hand_registered(namespace, 2, made["spec"]["artifact"]))
-    service = {
-        "apiVersion": API,
-        "kind": "InferenceService",
-        "metadata": {"name": "iris", "namespace": namespace},
-        "spec": {"model": {"name": "iris", "latest": True}},
-    }
-    kube.create(api, service)
-    # This branch has no InferenceService controller: the test writes the status it would.
-    kube.patch_status(
-        api, API, "InferenceService", namespace, "iris", {"activeModelVersion": "iris-v1"}
-    )
-    eventually(
-        lambda: status_of(api, "ModelVersion", namespace, "iris-v1").get("servedBy") == ["iris"],
-        what="iris-v1 served by iris",
-    )
-    kube.patch_status(
-        api, API, "InferenceService", namespace, "iris", {"activeModelVersion": "iris-v2"}
-    )
-    eventually(
-        lambda: "servedBy" not in status_of(api, "ModelVersion", namespace, "iris-v1"),
-        what="iris-v1 no longer served",
-    )
-    eventually(
-        lambda: status_of(api, "ModelVersion", namespace, "iris-v2").get("servedBy") == ["iris"],
-        what="iris-v2 served by iris",
-    )

@@ -110,10 +110,16 @@ def test_pending_names_what_it_waits_for_then_ready_and_kubectl_wait(
     assert 'kubeloop_rollouts_total{outcome="promoted"} 1.0' in operator.metrics()
 
 
+def served_by(api: Any, namespace: str, model_version: str) -> list[str] | None:
+    status = get(api, API_VERSION, "ModelVersion", namespace, model_version).get("status") or {}
+    return status.get("servedBy")
+
+
 def test_latest_rolls_out_a_new_version_blue_green_and_scales_the_old_colour_down(
     api: Any, namespace: str, operator: Any, jobs: Any
 ) -> None:
     serve_blue(api, namespace, operator, jobs)
+    eventually(lambda: served_by(api, namespace, "iris-v1") == ["iris"], what="iris-v1 served")
     create_ready_model_version(api, namespace, jobs, 2)
     green = eventually(
         lambda: list_objects(api, "apps/v1", "Deployment", namespace, GREEN),
@@ -133,6 +139,9 @@ def test_latest_rolls_out_a_new_version_blue_green_and_scales_the_old_colour_dow
     )
     assert promoted["activeModelVersion"] == "iris-v2"
     assert promoted["scaleDown"]["color"] == "blue"
+    # The registry follows: the ModelVersion's status.servedBy moves with the active version.
+    eventually(lambda: served_by(api, namespace, "iris-v2") == ["iris"], what="iris-v2 served")
+    eventually(lambda: served_by(api, namespace, "iris-v1") is None, what="iris-v1 not served")
     assert selector_color(api, namespace, "iris") == "green"
     assert deployment(api, namespace, "iris-blue")["spec"]["replicas"] == 1  # kept for the delay
     eventually(
