@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 import devcluster  # hack/devcluster.py, on pytest's pythonpath
+from incluster import HelmRunner, helm_runner, load_images
 
 REPO = Path(__file__).resolve().parent.parent
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
@@ -99,6 +100,18 @@ def kubeconfig() -> Iterator[str]:
     finally:
         if started and os.environ.get("KUBELOOP_KEEP_CLUSTER") != "1":
             devcluster.down(layout, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def helm(tool_path: Callable[[str], str]) -> HelmRunner:
+    return helm_runner(tool_path("helm"))
+
+
+@pytest.fixture(scope="session")
+def node_images(kubectl: KubectlRunner, kubeconfig: str, ready_node: str) -> set[str]:
+    """kubeloop-operator:dev and kubeloop-runtime:dev on the node (tests/incluster.py): built
+    and loaded into the local node, required on any other cluster."""
+    return load_images(kubectl, kubeconfig)
 
 
 @pytest.fixture(scope="session")

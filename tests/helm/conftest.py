@@ -1,5 +1,6 @@
-"""Fixtures for the chart's tests: helm and kubeconform runners, schemas for our CRDs and for the
-Kubernetes, Argo CD and Flux kinds (built offline from pinned Go modules)."""
+"""Fixtures for the chart's tests: `helm template`, the kubeconform runner, schemas for our CRDs and
+for the Kubernetes, Argo CD and Flux kinds (built offline from pinned Go modules). The helm runner
+is the root conftest's `helm` fixture (shared with tests/e2e)."""
 
 from __future__ import annotations
 
@@ -13,32 +14,12 @@ import yaml
 from kubeconform_schemas import schema_location, write_schemas
 from kubeconform_upstream import DEFAULT_OUT, ensure_schemas
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "helm" / "kubeloop"
-HelmRunner = Callable[..., subprocess.CompletedProcess[str]]
+from incluster import CHART, REPO, HelmRunner, set_args
+
+__all__ = ["CHART", "REPO", "HelmRunner", "set_args"]
+
 Render = Callable[..., list[dict[str, Any]]]
 Kubeconform = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture(scope="session")
-def helm(tool_path: Callable[[str], str]) -> HelmRunner:
-    binary = tool_path("helm")
-
-    def run(
-        *args: str, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"helm {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
-            )
-        return result
-
-    return run
-
-
-def set_args(values: dict[str, str] | None) -> list[str]:
-    return [f"--set={key}={value}" for key, value in (values or {}).items()]
 
 
 @pytest.fixture(scope="session")
