@@ -86,3 +86,31 @@ def test_a_failing_reconcile_is_retried_with_backoff() -> None:
     assert len(calls) == 3
     assert calls[2] - calls[1] > calls[1] - calls[0]  # 0.1 s after 0.05 s
     assert [runner.backoff(n) for n in (1, 2, 3, 10)] == [0.05, 0.1, 0.2, 0.2]
+
+
+def test_a_deleted_object_is_not_revived_by_its_childrens_events() -> None:
+    runner = make_runner()
+    calls: list[str] = []
+
+    def reconcile(context: Context, namespace: str, name: str) -> Outcome:
+        calls.append(name)
+        # What a deleted namespace answers once its Role is gone: a 403, retried with backoff.
+        raise RuntimeError("403 Forbidden")
+
+    runner.register("Thing", reconcile)
+
+    async def scenario() -> None:
+        await runner.on_event("Thing", "ADDED", "ns", "a")
+        await runner.on_event("Thing", "DELETED", "ns", "a")
+        # A child (a Pod, a Deployment) deleted with the namespace, after its owner.
+        await runner.trigger("Thing", "ns", "a")
+        await asyncio.sleep(0.3)
+        assert runner.pending("Thing", "ns", "a") is None
+        assert calls == ["a"]
+        # Created again under the same name: its own event counts, and so do its children's.
+        await runner.on_event("Thing", "ADDED", "ns", "a")
+        await runner.trigger("Thing", "ns", "a")
+        assert calls == ["a", "a", "a"]
+        runner.forget("Thing", "ns", "a")
+
+    asyncio.run(scenario())
