@@ -24,12 +24,16 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import devcluster  # hack/devcluster.py, on pytest's pythonpath
 from clusters import KubectlRunner, apply_crds, kubectl_runner, node_names, ready_node_name
+from incluster import HelmRunner, helm_runner, load_images
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -97,6 +101,18 @@ def kubeconfig() -> Iterator[str]:
     finally:
         if started and os.environ.get("KUBELOOP_KEEP_CLUSTER") != "1":
             devcluster.down(layout, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def helm(tool_path: Callable[[str], str]) -> HelmRunner:
+    return helm_runner(tool_path("helm"))
+
+
+@pytest.fixture(scope="session")
+def node_images(kubectl: KubectlRunner, kubeconfig: str, ready_node: str) -> set[str]:
+    """kubeloop-operator:dev and kubeloop-runtime:dev on the node (tests/incluster.py): built
+    and loaded into the local node, required on any other cluster."""
+    return load_images(kubectl, kubeconfig)
 
 
 @pytest.fixture(scope="session")

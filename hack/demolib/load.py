@@ -58,6 +58,7 @@ class TrafficStats:
     failed_rounds: int = 0
     feedback_refused: int = 0
     last_error: str = ""
+    failed_at: list[float] = field(default_factory=list)  # the sender's clock at each failure
 
 
 @dataclass
@@ -86,6 +87,7 @@ class TrafficSender:
             answer, taken = send_round(self.base_url, batch, feedback=shifted or self.feedback_base)
         except (httpx.HTTPError, ValueError) as error:
             self.stats.failed_rounds += 1
+            self.stats.failed_at.append(self.clock())
             self.stats.last_error = f"{type(error).__name__}: {error}"
             return None
         correct = round((accuracy(answer.predictions, batch.labels) or 0.0) * len(batch.labels))

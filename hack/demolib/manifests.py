@@ -1,4 +1,5 @@
-"""The objects the demo makes itself (pure): its namespace and the Job that seeds the base data.
+"""The objects the demo makes itself (pure): its namespace, the Job that seeds the base data, and
+one-shot Jobs on the artifact claim (the e2e tests copy and tamper with artifacts that way).
 
 Everything else it applies is examples/demo/iris-loop.yaml, as a user would.
 """
@@ -59,6 +60,21 @@ def pvc_mount(uri: str) -> tuple[str, str]:
 def seed_job(name: str, namespace: str, image: str, folder_uri: str) -> dict[str, Any]:
     """A Job of the runtime image that writes builtin iris as `base.csv` into `folder_uri`."""
     claim, folder = pvc_mount(folder_uri)
+    command = ["python", "-c", SEED_SCRIPT, folder]
+    return claim_job(name, namespace, image, claim, command, container="seed")
+
+
+def claim_job(
+    name: str,
+    namespace: str,
+    image: str,
+    claim: str,
+    command: list[str],
+    *,
+    container: str = "main",
+) -> dict[str, Any]:
+    """A one-shot Job of `image` running `command` with the claim mounted read-write at
+    /mnt/pvc/<claim>, restricted like every Pod of the demo (and of the e2e tests)."""
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -82,10 +98,10 @@ def seed_job(name: str, namespace: str, image: str, folder_uri: str) -> dict[str
                     },
                     "containers": [
                         {
-                            "name": "seed",
+                            "name": container,
                             "image": image,
                             "imagePullPolicy": "IfNotPresent",
-                            "command": ["python", "-c", SEED_SCRIPT, folder],
+                            "command": command,
                             "env": [{"name": "HOME", "value": "/tmp"}],
                             "securityContext": RESTRICTED_CONTAINER,
                             "resources": {

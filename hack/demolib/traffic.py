@@ -93,6 +93,14 @@ def draw(size: int, *, shifted: bool, seed: int) -> Batch:
     return Batch(records=records, labels=labels)
 
 
+def permuted(batch: Batch, steps: int = 1) -> Batch:
+    """The same rows with each label moved `steps` species on (setosa → versicolor → virginica →
+    setosa): concept drift. The inputs still look like the training data, but the rule from
+    inputs to labels has changed, so only feedback accuracy can see it."""
+    moved = [SPECIES[(SPECIES.index(label) + steps) % len(SPECIES)] for label in batch.labels]
+    return Batch(records=batch.records, labels=moved)
+
+
 def batches(batch_size: int, *, shifted: bool, seed: int) -> Iterator[Batch]:
     """An endless, deterministic stream of batches (batch i uses seed `seed + i`)."""
     index = 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ class Outcome:
 
 
 DONE = Outcome()
+# How many deleted objects the runner remembers (to ignore their children's late events).
+GONE_LIMIT = 10_000
 Reconcile = Callable[[Context, str, str], Outcome]
 Key = tuple[str, str, str]  # kind, namespace, name
 
@@ -75,6 +78,10 @@ class Runner:
         self._pool = ThreadPoolExecutor(
             max_workers=context.settings.reconcile_workers, thread_name_prefix="reconcile"
         )
+        # Objects whose own DELETED event was seen, oldest first: a child's event (a Pod, a
+        # Deployment going away with its namespace) must not bring them back as a reconcile that
+        # fails and retries forever (once the namespace's Role is gone, a 403, not a 404).
+        self._gone: OrderedDict[Key, None] = OrderedDict()
 
     def register(self, kind: str, reconcile: Reconcile) -> None:
         self._reconcilers[kind] = reconcile
@@ -92,6 +99,8 @@ class Runner:
     async def trigger(self, kind: str, namespace: str, name: str) -> None:
         """Reconcile the object now, or once more after the run in progress."""
         key = (kind, namespace, name)
+        if key in self._gone:
+            return
         state = self._states.setdefault(key, _State())
         if state.running:
             state.dirty = True
@@ -122,6 +131,7 @@ class Runner:
         if event_type == "DELETED":
             self.forget(kind, namespace, name)
             return
+        self._gone.pop((kind, namespace, name), None)  # (re)created: its triggers count again
         self.notify(kind, namespace, name)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -130,10 +140,16 @@ class Runner:
         task.add_done_callback(self._tasks.discard)
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
-        """The object is gone: drop its timer and state."""
-        state = self._states.pop((kind, namespace, name), None)
+        """The object is gone: drop its timer and state, and ignore triggers for it until its
+        own event says it exists again (`on_event`)."""
+        key = (kind, namespace, name)
+        state = self._states.pop(key, None)
         if state is not None and state.timer is not None:
             state.timer.cancel()
+        self._gone[key] = None
+        self._gone.move_to_end(key)
+        while len(self._gone) > GONE_LIMIT:
+            self._gone.popitem(last=False)
 
     def pending(self, kind: str, namespace: str, name: str) -> float | None:
         """Seconds until the object's next timed run, if one is scheduled (for tests and logs)."""

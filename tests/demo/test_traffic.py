@@ -68,3 +68,12 @@ def test_a_model_of_the_base_data_fails_on_shifted_rows_and_a_retrained_one_does
 def test_accuracy_compares_predictions_with_labels() -> None:
     assert traffic.accuracy(["setosa", "virginica"], ["setosa", "versicolor"]) == 0.5
     assert traffic.accuracy([], []) is None
+
+
+def test_permuted_labels_keep_the_rows_and_match_none_of_the_true_labels() -> None:
+    batch = traffic.draw(60, shifted=False, seed=3)
+    moved = traffic.permuted(batch)
+    assert moved.records == batch.records
+    assert all(a != b for a, b in zip(moved.labels, batch.labels, strict=True))
+    assert traffic.permuted(batch, steps=3).labels == batch.labels
+    assert sorted(set(moved.labels)) == sorted(set(batch.labels))

@@ -1,5 +1,6 @@
-"""Fixtures for the chart's tests: helm and kubeconform runners, schemas for our CRDs and for the
-Kubernetes, Argo CD and Flux kinds (built offline from pinned Go modules)."""
+"""Fixtures for the chart's tests: `helm template`, the kubeconform runner, schemas for our CRDs and
+for the Kubernetes, Argo CD and Flux kinds (built offline from pinned Go modules). The helm runner
+is the root conftest's `helm` fixture (shared with tests/e2e)."""
 
 from __future__ import annotations
 
@@ -13,23 +14,6 @@ import yaml
 from chartlib import CHART, REPO, HelmRunner, Kubeconform, Render, set_args
 from kubeconform_schemas import schema_location, write_schemas
 from kubeconform_upstream import DEFAULT_OUT, ensure_schemas
-
-
-@pytest.fixture(scope="session")
-def helm(tool_path: Callable[[str], str]) -> HelmRunner:
-    binary = tool_path("helm")
-
-    def run(
-        *args: str, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"helm {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
-            )
-        return result
-
-    return run
 
 
 @pytest.fixture(scope="session")

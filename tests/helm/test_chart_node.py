@@ -6,28 +6,30 @@ but the CRDs. The tests run in file order and share one release."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from chartlib import CHART, REPO, HelmRunner, set_args
 
+from incluster import (
+    CHART,
+    REPO,
+    HelmRunner,
+    KubectlRunner,
+    image_values,
+    operator_pods,
+    set_args,
+)
 from support import eventually
-
-KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 # Setup may build and load the images, then waits for the operator: more than the default.
 pytestmark = [pytest.mark.cluster, pytest.mark.node, pytest.mark.timeout(1800)]
 
-OPERATOR_IMAGE = ("kubeloop-operator", "dev")
-RUNTIME_IMAGE = ("kubeloop-runtime", "dev")
 OURS = (
     "deployments,replicasets,jobs,pods,services,serviceaccounts,persistentvolumeclaims,roles,"
     "rolebindings,clusterroles,clusterrolebindings,kopfpeerings,clusterkopfpeerings"
@@ -41,53 +43,6 @@ class Release:
     watched: str  # the one namespace it serves
     selector: str
     helm: Callable[..., subprocess.CompletedProcess[str]]
-
-
-def images_on_nodes(kubectl: KubectlRunner) -> set[str]:
-    nodes = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]
-    return {
-        name
-        for node in nodes
-        for image in node["status"].get("images", ())
-        for name in image.get("names") or ()
-    }
-
-
-def has_image(images: set[str], repository: str, tag: str) -> bool:
-    return any(
-        name.endswith(f"/{repository}:{tag}") or name == f"{repository}:{tag}" for name in images
-    )
-
-
-def is_local_node(kubeconfig: str) -> bool:
-    """Whether the cluster is this checkout's local one (its kubeconfig is in $KUBELOOP_CACHE)."""
-    cache = Path(os.environ.get("KUBELOOP_CACHE", REPO / ".cache" / "kubeloop")).resolve()
-    return Path(kubeconfig).resolve().is_relative_to(cache)
-
-
-@pytest.fixture(scope="module")
-def node_images(kubectl: KubectlRunner, kubeconfig: str, ready_node: str) -> set[str]:
-    """The images of this tree on the node: the local node gets them built and loaded
-    (`hack/images.sh load`, a no-op when unchanged); any other cluster must have them."""
-    tags = [f"{repository}:{tag}" for repository, tag in (OPERATOR_IMAGE, RUNTIME_IMAGE)]
-    if is_local_node(kubeconfig):
-        subprocess.run(
-            ["bash", str(REPO / "hack" / "images.sh"), "load", *tags], check=True, timeout=1800
-        )
-
-    def loaded() -> set[str]:
-        images = images_on_nodes(kubectl)
-        wanted = (OPERATOR_IMAGE, RUNTIME_IMAGE)
-        return images if all(has_image(images, *image) for image in wanted) else set()
-
-    if is_local_node(kubeconfig):
-        # The kubelet lists a freshly imported image in the Node's status only at its next
-        # status update (every 10 s), so a just-loaded image is waited for, not skipped.
-        return eventually(loaded, timeout=90, interval=1, what=f"{tags} in the Node's status")
-    images = loaded()
-    if not images:
-        pytest.skip(f"{' and '.join(tags)} must be on the node: load them there first")
-    return images
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +73,7 @@ def release(
 
     name = f"node-{uuid.uuid4().hex[:6]}"
     values = {
-        "image.repository": OPERATOR_IMAGE[0],
-        "image.tag": OPERATOR_IMAGE[1],
-        "runtime.image.repository": RUNTIME_IMAGE[0],
-        "runtime.image.tag": RUNTIME_IMAGE[1],
+        **image_values(),
         "watch.mode": "namespaces",
         "watch.namespaces": "{" + watched + "}",
         "artifactStore.type": "existingClaim",
@@ -159,11 +111,9 @@ def release(
 
 
 def operator_pod(kubectl: KubectlRunner, release: Release) -> dict[str, Any]:
-    pods = json.loads(
-        kubectl("get", "pods", "-n", release.namespace, "-l", release.selector, "-o", "json").stdout
-    )["items"]
+    pods = operator_pods(kubectl, release.namespace, release.selector)
     assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
-    return dict(pods[0])
+    return pods[0]
 
 
 def operator_logs(kubectl: KubectlRunner, release: Release) -> str:
@@ -295,21 +245,12 @@ def test_uninstall_leaves_nothing_of_ours_but_the_crds(
     assert set(kubeloop_crds) <= set(kubectl("get", "crd", "-o", "name").stdout.split())
 
 
-@pytest.fixture
-def operator_image_on_node(kubectl: KubectlRunner, ready_node: str) -> None:
-    """The operator's image on the node, as it is: this test needs no image of this tree (the
-    binder Job and the operator only have to start), so it loads nothing. The module's release
-    loads them first when the whole file runs."""
-    if not has_image(images_on_nodes(kubectl), *OPERATOR_IMAGE):
-        pytest.skip(f"{':'.join(OPERATOR_IMAGE)} must be on the node: load it there first")
-
-
 def test_install_wait_binds_the_chart_made_artifact_claim_and_uninstall_removes_it(
     helm: HelmRunner,
     kubeconfig: str,
     kubectl: KubectlRunner,
     kubeloop_crds: list[str],
-    operator_image_on_node: None,
+    node_images: set[str],
 ) -> None:
     # The default artifact store: a chart-made claim on the node's WaitForFirstConsumer
     # StorageClass. Helm's --wait waits for it to be Bound; the chart's binder Job is its first
@@ -321,8 +262,7 @@ def test_install_wait_binds_the_chart_made_artifact_claim_and_uninstall_removes_
     name = f"bind-{uuid.uuid4().hex[:6]}"
     selector = f"app.kubernetes.io/instance={name}"
     values = {
-        "image.repository": OPERATOR_IMAGE[0],
-        "image.tag": OPERATOR_IMAGE[1],
+        **image_values(),
         "watch.mode": "namespaces",
         "watch.namespaces": "{" + watched + "}",
     }

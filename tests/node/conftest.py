@@ -10,7 +10,6 @@ user loaded it already (`kind load docker-image kubeloop-runtime:dev`).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -22,12 +21,9 @@ import pytest
 from node_kube import Kube, Serving, Trained, termination_message
 from node_manifests import DRIFT_ACCOUNT, ISVC, MODEL_PATH, OTHER_ISVC, SERVING
 
+from incluster import is_local_node
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def is_local_node(kubeconfig: str) -> bool:
-    cache = Path(os.environ.get("KUBELOOP_CACHE", REPO / ".cache" / "kubeloop")).resolve()
-    return Path(kubeconfig).resolve().is_relative_to(cache)
 
 
 @pytest.fixture(scope="session")

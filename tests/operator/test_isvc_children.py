@@ -71,6 +71,13 @@ def test_server_has_probes_prestop_grace_and_the_serve_env() -> None:
     server = containers(deployment)["server"]
     assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    # Liveness waits for the startup probe: a start slower than liveness's failure budget
+    # (a busy node) must not be killed (the e2e tests saw exit 137 before the server listened).
+    startup = server["startupProbe"]
+    assert startup["httpGet"]["path"] == "/v2/health/live"
+    liveness = server["livenessProbe"]
+    budget = liveness["periodSeconds"] * liveness["failureThreshold"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 10 * budget
     assert server["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
     pod = deployment["spec"]["template"]["spec"]
     values = env(server)

@@ -52,6 +52,20 @@ def test_drift_refreshes_the_dataset_first_and_claims_the_cooldown() -> None:
     }
 
 
+def test_a_retrain_for_concept_drift_says_so_in_its_reason() -> None:
+    concept = {"detected": True, "score": 0.0, "conceptDrift": True, "accuracy": 0.02}
+    decision = decide_retrain(OWNER, RETRAINING, concept, None, [], None, NOW)
+    assert decision.last_retrain is not None
+    reason = decision.last_retrain.reason or ""
+    assert "features: none named" in reason
+    assert "concept drift on feedback (accuracy 0.02" in reason
+    job = build_retrain_training_job(OWNER, RETRAINING, "iris-retrain-1", reason)
+    assert "concept drift" in job["metadata"]["annotations"]["kubeloop.dev/retrain-reason"]
+    data_only = decide_retrain(OWNER, RETRAINING, DRIFT, None, [], None, NOW).last_retrain
+    assert data_only is not None
+    assert "concept" not in (data_only.reason or "")
+
+
 def test_the_training_job_starts_once_the_dataset_has_re_read_its_source() -> None:
     first = decide_retrain(OWNER, RETRAINING, DRIFT, None, [], None, NOW)
     assert first.last_retrain is not None

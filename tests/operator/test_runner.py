@@ -135,8 +135,43 @@ def test_notify_returns_at_once_and_the_reconcile_runs_after() -> None:
         runner.on_event("Thing", "MODIFIED", "ns", "a")  # coalesced into one more run
         await asyncio.to_thread(started.wait, 5)
         release.set()
-        while runner._tasks:
-            await asyncio.sleep(0.01)
+        await settled(runner)
 
     asyncio.run(scenario())
     assert started.is_set()
+
+
+async def settled(runner: Runner) -> None:
+    """Until every reconcile that `notify` started (and its reruns) has finished."""
+    while runner._tasks:
+        await asyncio.sleep(0.01)
+
+
+def test_a_deleted_object_is_not_revived_by_its_childrens_events() -> None:
+    runner = make_runner()
+    calls: list[str] = []
+
+    def reconcile(context: Context, namespace: str, name: str) -> Outcome:
+        calls.append(name)
+        # What a deleted namespace answers once its Role is gone: a 403, retried with backoff.
+        raise RuntimeError("403 Forbidden")
+
+    runner.register("Thing", reconcile)
+
+    async def scenario() -> None:
+        runner.on_event("Thing", "ADDED", "ns", "a")
+        await settled(runner)
+        runner.on_event("Thing", "DELETED", "ns", "a")
+        # A child (a Pod, a Deployment) deleted with the namespace, after its owner.
+        runner.notify("Thing", "ns", "a")
+        await asyncio.sleep(0.3)
+        assert runner.pending("Thing", "ns", "a") is None
+        assert calls == ["a"]
+        # Created again under the same name: its own event counts, and so do its children's.
+        runner.on_event("Thing", "ADDED", "ns", "a")
+        await settled(runner)
+        await runner.trigger("Thing", "ns", "a")
+        assert calls == ["a", "a", "a"]
+        runner.forget("Thing", "ns", "a")
+
+    asyncio.run(scenario())

@@ -8,8 +8,9 @@ decision (builders/rollout.py). Each serving Pod is:
 - init container `fetch`: the runtime's `fetch` copies the artifact into an emptyDir and checks
   its digest (a mismatch exits 5 with the reason in the termination message);
 - container `server`: `serve`, with the artifact mounted read-only, probes on the v2 health
-  endpoints, a preStop pause so clients still routed to it finish, and a grace period above
-  serve's own graceful shutdown; with `monitoring.capture` on, the capture settings and the
+  endpoints (a startup probe first, so a slow start on a busy node is not killed by liveness), a
+  preStop pause so clients still routed to it finish, and a grace period above serve's own
+  graceful shutdown; with `monitoring.capture` on, the capture settings and the
   capture folder's claim mounted read-write;
 - container `drift` when monitoring is on: the sidecar (env per docs/design/contracts.md), which
   patches `status.drift` with the Pod's ServiceAccount `<name>-drift`.
@@ -134,13 +135,19 @@ def _field_env(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+def _probe(path: str, period: int, failures: int, timeout: int = 2) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": "http"},
         "periodSeconds": period,
-        "timeoutSeconds": 2,
+        "timeoutSeconds": timeout,
         "failureThreshold": failures,
     }
+
+
+# Start-up (imports, the digest check, loading the model) can take tens of seconds on a busy
+# node: the startup probe holds liveness (and readiness) off until the server answers, for up to
+# this long, so a slow start is never killed as if it had hung.
+STARTUP_SECONDS: Final = 300
 
 
 def capture_uri(owner: Owner, spec: InferenceServiceSpec, settings: OperatorSettings) -> str | None:
@@ -259,8 +266,10 @@ def _server_container(
     )
     container |= {
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "startupProbe": _probe("/v2/health/live", period=1, failures=STARTUP_SECONDS),
         "readinessProbe": _probe("/v2/health/ready", period=2, failures=2),
-        "livenessProbe": _probe("/v2/health/live", period=10, failures=3),
+        # Once started, a loaded node may answer slowly: a kill drops in-flight requests.
+        "livenessProbe": _probe("/v2/health/live", period=10, failures=3, timeout=5),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
     }
     return container

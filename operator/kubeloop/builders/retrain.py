@@ -129,9 +129,8 @@ def decide_retrain(
         + [_number(job["metadata"]["name"], owner.name) for job in jobs]
     )
     name = retrain_name(owner.name, number)
-    features = ", ".join((drift or {}).get("driftedFeatures") or ()) or "none named"
     score = (drift or {}).get("score")
-    reason = f"drift detected (score {score}, features: {features})"
+    reason = drift_reason(drift or {})
     return RetrainDecision(
         "refresh",
         f"{reason}: refreshing Dataset {template.dataset_ref.name}, then {name}",
@@ -146,6 +145,21 @@ def decide_retrain(
         dataset=template.dataset_ref.name,
         requeue_after=1.0,
     )
+
+
+def drift_reason(drift: Mapping[str, Any]) -> str:
+    """Why a retrain starts, from `status.drift`: the drifted features, and concept drift (the
+    feedback metric fell below the model's own) when the sidecars saw it; concept drift alone
+    has no drifted feature, and the reason must not read as if nothing had happened."""
+    features = ", ".join(drift.get("driftedFeatures") or ()) or "none named"
+    reason = f"drift detected (score {drift.get('score')}, features: {features})"
+    if drift.get("conceptDrift"):
+        metric = next(
+            (f"{key} {drift[key]}" for key in ("accuracy", "rmse") if drift.get(key) is not None),
+            "the feedback metric",
+        )
+        reason += f"; concept drift on feedback ({metric} below the model's held-out score)"
+    return reason
 
 
 def build_refresh_patch(token: str) -> dict[str, Any]:

@@ -434,12 +434,8 @@ async def inference_service_event(
 ) -> None:
     MODEL_VERSIONS.bind(kwargs["model_versions_by_model"])
     runner: Runner = memo.runner
-    if namespace is None or name is None:
-        return
-    if type == "DELETED":
-        runner.forget(KIND, namespace, name)
-        return
-    runner.notify(KIND, namespace, name)
+    if name is not None:
+        runner.on_event(KIND, type, namespace, name)
 
 
 async def _child_event(
