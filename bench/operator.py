@@ -43,6 +43,7 @@ sys.path[:0] = [str(REPO / "hack"), str(REPO / "operator")]
 
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes import watch  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 import devcluster  # noqa: E402
 from kubeloop.api.base import API_VERSION, GROUP, VERSION  # noqa: E402
@@ -269,7 +270,7 @@ def run_operator(
         patch_status(api, API_VERSION, "ModelVersion", namespace, f"m{i}-v1", ready_status())
 
     pool_map(threads, register, n)
-    process, _ = start_operator(kubeconfig, namespace, log_dir / f"operator-{n}.log")
+    process, metrics_port = start_operator(kubeconfig, namespace, log_dir / f"operator-{n}.log")
     watcher = Watcher(api, namespace)
     watcher.start()
     created: dict[str, float] = {}
@@ -288,6 +289,7 @@ def run_operator(
     ):
         time.sleep(0.2)
     rss, cpu = proc_usage(process.pid)
+    reconciles = reconciles_of(metrics_port, "InferenceService")
     watcher.stop.set()
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
@@ -315,7 +317,21 @@ def run_operator(
         "throughput": n / (last - first) if last > first else float("nan"),
         "rss_mb": rss,
         "cpu_seconds": cpu,
+        "reconciles_per_isvc": reconciles / n,
     }
+
+
+def reconciles_of(metrics_port: int, kind: str) -> float:
+    """The operator's kubeloop_reconciles_total of `kind`, from its /metrics."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "kubeloop_reconciles_total" and sample.labels.get("kind") == kind
+    )
 
 
 def run_floor(api: k8s.ApiClient, n: int, threads: int) -> dict[str, Any]:
@@ -396,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"{'N':>5} {'children p50/p99 s':>19} {'status p50/p99 s':>17} {'op/s':>7} "
-        f"{'floor/s':>8} {'ratio':>6} {'RSS MB':>7} {'CPU s':>6}"
+        f"{'floor/s':>8} {'ratio':>6} {'RSS MB':>7} {'CPU s':>6} {'rec/isvc':>8}"
     )
     for row in results:
         op, floor = row["operator"], row["floor"]
@@ -405,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{op['n']:>5} {op['children_p50']:>9.3f}/{op['children_p99']:<9.3f}"
             f" {op['status_p50']:>8.3f}/{op['status_p99']:<8.3f} {op['throughput']:>7.1f}"
             f" {floor['throughput']:>8.1f} {ratio:>6.2f} {op['rss_mb']:>7.1f}"
-            f" {op['cpu_seconds']:>6.1f}"
+            f" {op['cpu_seconds']:>6.1f} {op['reconciles_per_isvc']:>8.1f}"
         )
         missing = op["n"] - min(op["complete_children"], op["complete_status"])
         if missing:

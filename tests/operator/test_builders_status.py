@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from kubeloop.builders.status import (
     Transition,
+    apply_merge_patch,
     merge_patch,
     parse_time,
     ready_changed,
@@ -70,6 +71,15 @@ def test_merge_patch_diffs_nested_objects_and_removes_keys() -> None:
         "history": [2, 1],
     }
     assert merge_patch(None, {"a": {"b": 1}}) == {"a": {"b": 1}}
+
+
+def test_apply_merge_patch_is_the_inverse_of_merge_patch() -> None:
+    old = {"phase": "Ready", "profile": {"a": 1, "b": 2}, "history": [1], "message": "x"}
+    new = {"phase": "Ready", "profile": {"a": 1, "c": 3}, "history": [2, 1]}
+    assert apply_merge_patch(old, merge_patch(old, new)) == new
+    assert apply_merge_patch(None, {"a": {"b": 1, "c": None}}) == {"a": {"b": 1}}
+    assert apply_merge_patch({"a": 1}, {"a": {"b": 1}}) == {"a": {"b": 1}}
+    assert old["profile"] == {"a": 1, "b": 2}  # the target is not changed in place
 
 
 def test_timestamps_round_trip() -> None:

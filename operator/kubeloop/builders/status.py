@@ -100,3 +100,18 @@ def merge_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[s
         elif value != before or key not in old:
             patch[key] = value
     return patch
+
+
+def apply_merge_patch(target: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> dict[str, Any]:
+    """`target` with the JSON merge patch (RFC 7386) applied, as the API server applies one: None
+    removes a key, objects merge key by key, anything else replaces."""
+    result = dict(target or {})
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, Mapping):
+            before = result.get(key)
+            result[key] = apply_merge_patch(before if isinstance(before, Mapping) else {}, value)
+        else:
+            result[key] = value
+    return result

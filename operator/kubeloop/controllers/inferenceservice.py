@@ -63,6 +63,7 @@ from kubeloop.builders.rollout import (
     status_patch,
 )
 from kubeloop.builders.smoketest import SmokeAnswer, SmokeRequest, judge, smoke_requests
+from kubeloop.builders.status import apply_merge_patch
 from kubeloop.builders.target import ServingTarget, resolve_target
 from kubeloop.kube.apply import (
     apply,
@@ -146,6 +147,58 @@ class ModelVersionIndex:
 
 
 APPLIED = AppliedManifests()
+
+
+class OwnStatusWrites:
+    """The resourceVersion an InferenceService had right after this process wrote its status,
+    when nothing else had written it since the reconcile read it: the watch event of that write
+    is an echo with nothing new, and starts no reconcile. With Kopf's batching the echo may be
+    the only event delivered of several, so a write is recorded only when its result is exactly
+    the object read plus our patch (same generation and annotations, status = read status with
+    the patch applied): otherwise someone else's change (a spec edit, the drift sidecar's
+    status.drift) is in it, and its event must reconcile. Lost on restart, which is safe."""
+
+    def __init__(self) -> None:
+        self._versions: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def wrote(
+        self,
+        read: Mapping[str, Any],
+        status_patch: Mapping[str, Any],
+        result: Mapping[str, Any],
+    ) -> None:
+        before, after = read["metadata"], result.get("metadata") or {}
+        key = (str(before["namespace"]), str(before["name"]))
+        alone = (
+            before.get("generation") == after.get("generation")
+            and (before.get("annotations") or {}) == (after.get("annotations") or {})
+            and _same(apply_merge_patch(read.get("status"), status_patch), result.get("status"))
+        )
+        with self._lock:
+            if alone and after.get("resourceVersion"):
+                self._versions[key] = str(after["resourceVersion"])
+            else:
+                self._versions.pop(key, None)
+
+    def is_echo(self, namespace: str, name: str, resource_version: str | None) -> bool:
+        with self._lock:
+            return resource_version is not None and (
+                self._versions.get((namespace, name)) == resource_version
+            )
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._versions.pop((namespace, name), None)
+
+
+def _same(left: Any, right: Any) -> bool:
+    return json.dumps(left, sort_keys=True, default=str) == json.dumps(
+        right, sort_keys=True, default=str
+    )
+
+
+OWN_STATUS = OwnStatusWrites()
 MODEL_VERSIONS = ModelVersionIndex()
 
 
@@ -372,7 +425,8 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
     if last_retrain is not None:
         new_status["lastRetrain"] = last_retrain
     if _differs(status, new_status):
-        patch_status(api, API_VERSION, KIND, namespace, name, new_status)
+        written = patch_status(api, API_VERSION, KIND, namespace, name, new_status)
+        OWN_STATUS.wrote(body, new_status, written)
     if plan.consume_promote:
         patch(
             api,
@@ -434,8 +488,13 @@ async def inference_service_event(
 ) -> None:
     MODEL_VERSIONS.bind(kwargs["model_versions_by_model"])
     runner: Runner = memo.runner
-    if name is not None:
-        runner.on_event(KIND, type, namespace, name)
+    if name is None or namespace is None:
+        return
+    if type == "DELETED":
+        OWN_STATUS.forget(namespace, name)
+    elif OWN_STATUS.is_echo(namespace, name, kwargs["body"]["metadata"].get("resourceVersion")):
+        return  # the echo of our own status write: nothing we did not decide on
+    runner.on_event(KIND, type, namespace, name)
 
 
 async def _child_event(
