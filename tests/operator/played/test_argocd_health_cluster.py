@@ -116,6 +116,12 @@ def test_trainingjob_and_modelversion_states(
     )
     job = training_job(api, namespace, "iris-rf")
     wait_for_phase(api, "TrainingJob", namespace, "iris-rf", "Running")
+    # The sample has the Job's startTime, which the next reconcile copies from the Job: the
+    # capture waits for it, or its shape depends on the race.
+    eventually(
+        lambda: status_of(api, "TrainingJob", namespace, "iris-rf").get("startTime"),
+        what="iris-rf's startTime",
+    )
     capture(api, namespace, "TrainingJob", "iris-rf", "progressing")
     assert jobs.run(job) == 0
     wait_for_phase(api, "TrainingJob", namespace, "iris-rf", "Succeeded")
