@@ -261,14 +261,35 @@ def plan_dataset(observed: DatasetObservation, settings: OperatorSettings) -> Da
         transition = Transition(status.get("phase") or "Profiling", "reconciling", STUCK, message)
         stuck = with_transition(status, transition, now=now, generation=generation)
         return DatasetPlan(stuck, events=[("Warning", STUCK, message)], requeue_after=requeue)
-    checked_at = outcome.finished_at or timestamp(now)
-    if outcome.state == "succeeded" and outcome.result.get("ok"):
-        return _succeeded(
-            dataset, status, outcome, checked_at, token, now, generation, settings, next_slot_in
-        )
-    return _failed(
-        dataset, status, outcome, checked_at, token, now, generation, settings, next_slot_in
+    done = _Finished(
+        dataset=dataset,
+        status=status,
+        outcome=outcome,
+        checked_at=outcome.finished_at or timestamp(now),
+        token=token,
+        now=now,
+        generation=generation,
+        settings=settings,
+        next_slot_in=next_slot_in,
     )
+    if outcome.state == "succeeded" and outcome.result.get("ok"):
+        return _succeeded(done)
+    return _failed(done)
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A check whose Job ended: what `_succeeded` and `_failed` decide from."""
+
+    dataset: Mapping[str, Any]
+    status: dict[str, Any]
+    outcome: JobOutcome
+    checked_at: str
+    token: str | None
+    now: datetime
+    generation: int
+    settings: OperatorSettings
+    next_slot_in: float | None
 
 
 def _backoff(attempt: int, settings: OperatorSettings) -> float:
@@ -305,18 +326,9 @@ def _start_check(
     return DatasetPlan(new_status, create_job=job, events=events)
 
 
-def _succeeded(
-    dataset: Mapping[str, Any],
-    status: dict[str, Any],
-    outcome: JobOutcome,
-    checked_at: str,
-    token: str | None,
-    now: datetime,
-    generation: int,
-    settings: OperatorSettings,
-    next_slot_in: float | None,
-) -> DatasetPlan:
-    result = outcome.result
+def _succeeded(done: _Finished) -> DatasetPlan:
+    status, generation, checked_at = done.status, done.generation, done.checked_at
+    result = done.outcome.result
     version = str(result["digest"])
     rows = int(result.get("rows") or 0)
     previous = status.get("version")
@@ -328,44 +340,37 @@ def _succeeded(
         profile=result.get("profile"),
         profileUri=result.get("profileUri"),
         manifest=result_manifest(result),
-        history=_history(status.get("history"), version, rows, checked_at, settings.history_limit),
+        history=_history(
+            status.get("history"), version, rows, checked_at, done.settings.history_limit
+        ),
         lastCheckedAt=checked_at,
-        refreshToken=token,
+        refreshToken=done.token,
     )
     new_status["check"] = {**dict(status["check"]), "result": "Succeeded"}
     message = f"{rows} rows, version {version}"
     transition = Transition("Ready", "ready", "Profiled", message)
-    new_status = with_transition(new_status, transition, now=now, generation=generation)
+    new_status = with_transition(new_status, transition, now=done.now, generation=generation)
     events: list[Event] = []
     if previous and previous != version:
         events.append(("Normal", "DataVersionChanged", f"{previous} → {version} ({rows} rows)"))
     if status.get("phase") != "Ready" or status.get("observedGeneration") != generation:
         events.append(("Normal", "Ready", message))
-    return DatasetPlan(new_status, events=events, requeue_after=next_slot_in)
+    return DatasetPlan(new_status, events=events, requeue_after=done.next_slot_in)
 
 
-def _failed(
-    dataset: Mapping[str, Any],
-    status: dict[str, Any],
-    outcome: JobOutcome,
-    checked_at: str,
-    token: str | None,
-    now: datetime,
-    generation: int,
-    settings: OperatorSettings,
-    next_slot_in: float | None,
-) -> DatasetPlan:
+def _failed(done: _Finished) -> DatasetPlan:
+    status, outcome, now, generation = done.status, done.outcome, done.now, done.generation
     check = dict(status["check"])
-    uri = dataset["spec"]["source"]["uri"]
+    uri = done.dataset["spec"]["source"]["uri"]
     new_status = dict(status)
-    new_status["lastCheckedAt"] = checked_at
+    new_status["lastCheckedAt"] = done.checked_at
     reason = outcome.reason or "JobFailed"
     if reason in RETRYABLE_REASONS:
         started = parse_time(check.get("startedAt")) or now
         waited = (now - started).total_seconds()
         attempt = int(check.get("attempt") or 1)
-        if waited < settings.unreachable_timeout_seconds:
-            delay = _backoff(attempt, settings)
+        if waited < done.settings.unreachable_timeout_seconds:
+            delay = _backoff(attempt, done.settings)
             new_status["check"] = {**check, "result": "Retrying"}
             message = (
                 f"cannot read {uri} (attempt {attempt}): {outcome.message}; retrying in "
@@ -388,9 +393,9 @@ def _failed(
         )
         stalled_reason = "InvalidData" if reason in ("SchemaError", "DatasetError") else reason
     new_status["check"] = {**check, "result": "Failed"}
-    new_status["refreshToken"] = token
+    new_status["refreshToken"] = done.token
     transition = Transition("Failed", "stalled", stalled_reason, message)
     new_status = with_transition(new_status, transition, now=now, generation=generation)
     return DatasetPlan(
-        new_status, events=[("Warning", stalled_reason, message)], requeue_after=next_slot_in
+        new_status, events=[("Warning", stalled_reason, message)], requeue_after=done.next_slot_in
     )
