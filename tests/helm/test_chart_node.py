@@ -36,6 +36,24 @@ OURS = (
 )
 
 
+def install_waiting(
+    helm: HelmRunner, kubeconfig: str, name: str, namespace: str, values: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`helm install --wait` of the chart with `values`; the caller says why when it failed."""
+    return helm(
+        f"--kubeconfig={kubeconfig}",
+        "install",
+        name,
+        str(CHART),
+        f"--namespace={namespace}",
+        "--wait",
+        "--timeout=4m",
+        *set_args(values),
+        check=False,
+        timeout=270,
+    )
+
+
 @dataclass(frozen=True)
 class Release:
     name: str
@@ -83,16 +101,7 @@ def release(
     }
     selector = f"app.kubernetes.io/instance={name}"
     try:
-        installed = cluster_helm(
-            "install",
-            name,
-            str(CHART),
-            f"--namespace={namespace}",
-            "--wait",
-            "--timeout=4m",
-            *set_args(values),
-            check=False,
-        )
+        installed = install_waiting(helm, kubeconfig, name, namespace, values)
         if installed.returncode != 0:
             # Say why: usually the operator's Pod, whose last log lines tell.
             pods = kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "wide").stdout
@@ -271,16 +280,7 @@ def test_install_wait_binds_the_chart_made_artifact_claim_and_uninstall_removes_
         return helm(f"--kubeconfig={kubeconfig}", *args, check=check, timeout=270)
 
     try:
-        installed = cluster_helm(
-            "install",
-            name,
-            str(CHART),
-            f"--namespace={namespace}",
-            "--wait",
-            "--timeout=4m",
-            *set_args(values),
-            check=False,
-        )
+        installed = install_waiting(helm, kubeconfig, name, namespace, values)
         assert installed.returncode == 0, (
             f"helm install --wait failed:\n{installed.stderr}\n"
             + kubectl("get", "pvc,jobs,pods", "-n", watched, "-o", "wide").stdout
