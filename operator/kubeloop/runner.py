@@ -161,13 +161,18 @@ class Runner:
     async def _run_once(self, key: Key, state: _State) -> Outcome:
         kind, namespace, name = key
         reconcile = self._reconcilers[kind]
-        started = time.perf_counter()
         metrics.RECONCILES.labels(kind).inc()
+
+        def timed() -> Outcome:
+            # Timed in the worker: the wait for a free worker is not the reconcile's.
+            started = time.perf_counter()
+            try:
+                return reconcile(self.context, namespace, name)
+            finally:
+                metrics.RECONCILE_DURATION.labels(kind).observe(time.perf_counter() - started)
+
         try:
-            loop = asyncio.get_running_loop()
-            outcome = await loop.run_in_executor(
-                self._pool, reconcile, self.context, namespace, name
-            )
+            outcome = await asyncio.get_running_loop().run_in_executor(self._pool, timed)
         except Exception:
             state.failures += 1
             delay = self.backoff(state.failures)
@@ -181,8 +186,6 @@ class Runner:
                 extra={"k8s_ref": {"kind": kind, "namespace": namespace, "name": name}},
             )
             return Outcome(requeue_after=delay)
-        finally:
-            metrics.RECONCILE_DURATION.labels(kind).observe(time.perf_counter() - started)
         state.failures = 0
         return outcome
 

@@ -58,3 +58,18 @@ def test_events_name_the_object_they_are_about() -> None:
     assert event["involvedObject"]["uid"] == "u"
     assert event["lastTimestamp"] == "2026-12-01T00:00:00Z"
     assert len(event["message"]) == 1024
+
+
+def test_no_change_handlers_so_kopf_keeps_no_diff_base() -> None:
+    """NoDiffBase is only right while every handler is an event handler or an index: a change
+    handler (on.create/update/resume/delete/field) would silently never see a diff."""
+    import kopf
+
+    import kubeloop.controllers  # noqa: F401 (registers the handlers)
+    from kubeloop.main import NoDiffBase, kopf_settings
+
+    registry = kopf.get_default_registry()
+    assert list(registry._changing.get_all_handlers()) == []
+    assert registry._spawning._handlers == []  # timers and daemons would add finalizers too
+    settings = kopf_settings(OperatorSettings(), priority=1)
+    assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)

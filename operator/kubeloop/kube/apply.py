@@ -9,6 +9,7 @@ manifest writes nothing, so a reconcile that crashed anywhere converges when it 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -32,9 +33,10 @@ def _translated() -> Iterator[None]:
         raise translate(error) from error
 
 
-def _plain(instance: Any) -> Object:
-    result = instance.to_dict() if hasattr(instance, "to_dict") else instance
-    return dict(result)
+def _decoded(response: Any) -> Object:
+    """The JSON body of a raw response (`serialize=False`): the dynamic client's own
+    ResourceInstance wrapping, undone at once by `to_dict`, was a tenth of the operator's CPU."""
+    return dict(json.loads(response.data))
 
 
 def _path(api: k8s.ApiClient, api_version: str, kind: str, namespace: str | None, name: str) -> str:
@@ -47,7 +49,7 @@ def apply(api: k8s.ApiClient, manifest: Mapping[str, Any]) -> Object:
     meta = manifest["metadata"]
     with _translated():
         found = resource(api, manifest["apiVersion"], manifest["kind"])
-        return _plain(
+        return _decoded(
             dynamic(api).server_side_apply(
                 found,
                 body=dict(manifest),
@@ -55,6 +57,7 @@ def apply(api: k8s.ApiClient, manifest: Mapping[str, Any]) -> Object:
                 namespace=meta.get("namespace"),
                 field_manager=FIELD_MANAGER,
                 force_conflicts=True,
+                serialize=False,
             )
         )
 
@@ -63,12 +66,13 @@ def create(api: k8s.ApiClient, manifest: Mapping[str, Any]) -> Object:
     """Create `manifest`; `Conflict` when an object of that name exists (the create-once guard)."""
     with _translated():
         found = resource(api, manifest["apiVersion"], manifest["kind"])
-        return _plain(
+        return _decoded(
             dynamic(api).create(
                 found,
                 body=dict(manifest),
                 namespace=manifest["metadata"].get("namespace"),
                 field_manager=FIELD_MANAGER,
+                serialize=False,
             )
         )
 
@@ -78,13 +82,14 @@ def replace(api: k8s.ApiClient, manifest: Mapping[str, Any]) -> Object:
     meta = manifest["metadata"]
     with _translated():
         found = resource(api, manifest["apiVersion"], manifest["kind"])
-        return _plain(
+        return _decoded(
             dynamic(api).replace(
                 found,
                 body=dict(manifest),
                 name=meta["name"],
                 namespace=meta.get("namespace"),
                 field_manager=FIELD_MANAGER,
+                serialize=False,
             )
         )
 
@@ -95,7 +100,7 @@ def get(
     """The object; `NotFound` when it does not exist."""
     with _translated():
         found = resource(api, api_version, kind)
-        return _plain(dynamic(api).get(found, name=name, namespace=namespace))
+        return _decoded(dynamic(api).get(found, name=name, namespace=namespace, serialize=False))
 
 
 def get_or_none(
@@ -118,10 +123,17 @@ def list_objects(
     """Objects of a kind in a namespace (all namespaces when None), optionally by labels."""
     with _translated():
         found = resource(api, api_version, kind)
-        listing = _plain(
-            dynamic(api).get(found, namespace=namespace, label_selector=label_selector)
+        listing = _decoded(
+            dynamic(api).get(
+                found, namespace=namespace, label_selector=label_selector, serialize=False
+            )
         )
-    return [dict(item) for item in listing.get("items") or []]
+    # As the dynamic client did: each item names its apiVersion and kind (a list's items omit them).
+    item_kind = str(listing.get("kind", "")).removesuffix("List") or kind
+    return [
+        {"apiVersion": listing.get("apiVersion", api_version), "kind": item_kind, **item}
+        for item in listing.get("items") or []
+    ]
 
 
 def patch(
@@ -136,13 +148,14 @@ def patch(
     body makes it conditional (`Conflict` when the object moved)."""
     with _translated():
         path = _path(api, api_version, kind, namespace, name)
-        return _plain(
+        return _decoded(
             dynamic(api).request(
                 "patch",
                 path,
                 body=dict(body),
                 content_type=MERGE_PATCH,
                 field_manager=FIELD_MANAGER,
+                serialize=False,
             )
         )
 
@@ -163,9 +176,14 @@ def patch_status(
         body["metadata"] = {"resourceVersion": resource_version}
     with _translated():
         path = _path(api, api_version, kind, namespace, name) + "/status"
-        return _plain(
+        return _decoded(
             dynamic(api).request(
-                "patch", path, body=body, content_type=MERGE_PATCH, field_manager=FIELD_MANAGER
+                "patch",
+                path,
+                body=body,
+                content_type=MERGE_PATCH,
+                field_manager=FIELD_MANAGER,
+                serialize=False,
             )
         )
 
