@@ -1,13 +1,14 @@
 """Level-based reconciling: one reconcile at a time per object, coalesced triggers, timed requeues.
 
-Kopf calls `Runner.trigger` from `@kopf.on.event` handlers (an event of the object or of one of
-its children). A reconcile is a plain synchronous function `(context, namespace, name) ->
-Outcome`: it reads the object fresh, decides, applies, writes status. It runs in a worker thread
-so the sync kubernetes client never blocks Kopf's event loop. Triggers that arrive while the
-object's reconcile runs are coalesced into one more run. Up to `settings.reconcile_workers`
-reconciles of different objects run at once (the interpreter's default pool, 4 + CPUs threads,
-left the API server idle while a burst of objects waited). `Outcome.requeue_after` asks for a run
-later (a refresh interval, a backoff); a failing reconcile is retried with exponential backoff.
+Kopf calls `Runner.trigger` from `@kopf.on.event` handlers (an event of the object or of one of its
+children). A reconcile is a plain synchronous function `(context, namespace, name) -> Outcome`: it
+reads the object (from Kopf's watch-fed indexes, kept consistent with its own writes by
+kube/views.py, else from the API), decides, applies, writes status. It runs in a worker thread so
+the sync kubernetes client never blocks Kopf's event loop. Triggers that arrive while the object's
+reconcile runs are coalesced into one more run. Up to `settings.reconcile_workers` reconciles of
+different objects run at once (the interpreter's default pool, 4 + CPUs threads, left the API
+server idle while a burst of objects waited). `Outcome.requeue_after` asks for a run later (a
+refresh interval, a backoff); a failing reconcile is retried with exponential backoff.
 
 Why not Kopf timers or TemporaryError retries: timers add a finalizer to every object, and
 retries keep Kopf's progress in annotations. Here the timers are only in memory, and every due
@@ -121,7 +122,7 @@ class Runner:
         """`trigger` without waiting for the reconcile: what Kopf's handlers call. Kopf hands
         one object's events to its handlers one at a time, so a handler that waited for a
         reconcile (seconds, on a busy API server) would hold that object's later events, and
-        their bodies, in Kopf's queue; the reconcile reads the object fresh anyway."""
+        their bodies, in Kopf's queue; the reconcile reads the object's latest state itself."""
         self._spawn(self.trigger(kind, namespace, name))
 
     def on_event(self, kind: str, event_type: str | None, namespace: str | None, name: str) -> None:

@@ -23,6 +23,7 @@ from kubeloop.builders.rollout import (
     RolloutRecord,
     SmokeResult,
     decide,
+    deployment_essentials,
     observe_deployment,
     status_patch,
 )
@@ -342,6 +343,31 @@ def test_observe_deployment_reads_the_api_shape() -> None:
     assert state.template_hash == "h"
     assert state.model_version == "iris-v2"
     assert (state.replicas, state.ready_replicas, state.available_replicas) == (3, 2, 0)
+
+
+def test_what_the_operator_keeps_of_a_deployment_observes_the_same() -> None:
+    """deployment_essentials is what the watch-fed index holds per Deployment: observing it
+    must give what observing the whole object gives."""
+    full = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "web-blue",
+            "namespace": "ns",
+            "resourceVersion": "42",
+            "generation": 4,
+            "annotations": {"kubeloop.dev/template-hash": "h", "deployment.kubernetes.io/x": "1"},
+            "labels": {"kubeloop.dev/model-version": "iris-v2", "kubeloop.dev/color": "blue"},
+            "managedFields": [{"manager": "kube-controller-manager"}],
+        },
+        "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "server"}]}}},
+        "status": {"observedGeneration": 4, "replicas": 3, "readyReplicas": 3},
+    }
+    kept = deployment_essentials(full)
+    assert observe_deployment(kept) == observe_deployment(full)
+    assert kept["metadata"]["resourceVersion"] == "42"
+    assert "managedFields" not in kept["metadata"]
+    assert "template" not in kept["spec"]
 
 
 def test_a_lost_active_deployment_is_replaced_through_the_idle_colour_not_in_place() -> None:

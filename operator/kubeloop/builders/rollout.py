@@ -97,6 +97,29 @@ def observe_deployment(body: Mapping[str, Any], failure: str | None = None) -> C
     )
 
 
+def deployment_essentials(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What `observe_deployment` reads of a Deployment, plus its identity and resourceVersion:
+    what the operator keeps in memory per Deployment instead of the whole object."""
+    metadata = body.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    return {
+        "apiVersion": body.get("apiVersion", "apps/v1"),
+        "kind": body.get("kind", "Deployment"),
+        "metadata": {
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace"),
+            "resourceVersion": metadata.get("resourceVersion"),
+            "generation": metadata.get("generation"),
+            "labels": dict(metadata.get("labels") or {}),
+            "annotations": {
+                key: annotations[key] for key in (ANNOTATION_TEMPLATE_HASH,) if key in annotations
+            },
+        },
+        "spec": {"replicas": (body.get("spec") or {}).get("replicas", 1)},
+        "status": dict(body.get("status") or {}),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Desired:
     """What should serve: the resolved ModelVersion, the template's hash, the replicas."""

@@ -13,6 +13,7 @@ status (candidate.since, scaleDown.at, lastRetrain.at), so a restarted operator 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -58,6 +59,7 @@ from kubeloop.builders.rollout import (
     SmokeResult,
     availability,
     decide,
+    deployment_essentials,
     observe_deployment,
     pod_failure,
     status_patch,
@@ -75,6 +77,7 @@ from kubeloop.kube.apply import (
 )
 from kubeloop.kube.errors import Conflict, NotFound
 from kubeloop.kube.events import emit
+from kubeloop.kube.views import UNKNOWN, OwnWrites, version_of, without_managed_fields
 from kubeloop.runner import DONE, Context, Outcome, Runner
 
 KIND = "InferenceService"
@@ -124,7 +127,27 @@ class AppliedManifests:
             return False
 
 
-class ModelVersionIndex:
+class BoundIndex:
+    """A Kopf index, once bound: Kopf hands its indexes to handlers only, so each handler binds
+    them before it triggers a reconcile. Unbound (a reconcile not started by Kopf, in tests),
+    readers ask the API instead."""
+
+    def __init__(self) -> None:
+        self._index: Mapping[Any, Any] | None = None
+
+    def bind(self, index: Mapping[Any, Any]) -> None:
+        self._index = index
+
+    @property
+    def bound(self) -> bool:
+        return self._index is not None
+
+    def values(self, key: Any) -> list[Any]:
+        index = self._index
+        return list(index[key]) if index is not None and key in index else []
+
+
+class ModelVersionIndex(BoundIndex):
     """The ModelVersions of each (namespace, model), from Kopf's index once it is bound.
 
     Kopf fills its indexes before any handler runs and updates them before the handlers of each
@@ -133,20 +156,18 @@ class ModelVersionIndex:
     the API is listed.
     """
 
-    def __init__(self) -> None:
-        self._index: Mapping[tuple[str | None, str], Any] | None = None
-
-    def bind(self, index: Mapping[tuple[str | None, str], Any]) -> None:
-        self._index = index
-
     def of_model(self, api: Any, namespace: str, model: str) -> Sequence[Mapping[str, Any]]:
-        if self._index is None:
+        if not self.bound:
             return list_objects(api, API_VERSION, "ModelVersion", namespace)
-        key = (namespace, model)
-        return list(self._index[key]) if key in self._index else []
+        return self.values((namespace, model))
 
 
 APPLIED = AppliedManifests()
+# Watch-fed views of the InferenceServices and their Deployments, and our writes they may not
+# show yet (kube/views.py): a reconcile reads these instead of a GET and a LIST.
+BODIES = BoundIndex()
+DEPLOYMENTS = BoundIndex()
+OWN_WRITES = OwnWrites()
 
 
 class OwnStatusWrites:
@@ -202,18 +223,65 @@ OWN_STATUS = OwnStatusWrites()
 MODEL_VERSIONS = ModelVersionIndex()
 
 
-def _observe_colors(
-    context: Context, owner: Owner, desired: Desired | None
-) -> dict[Color, ColorState]:
-    """Each colour's Deployment, with its Pods' failure reason when it is not available."""
-    deployments = list_objects(
+def _read(context: Context, namespace: str, name: str) -> dict[str, Any] | None:
+    """The InferenceService from the watch (with our own latest write), else from the API."""
+    key = (API_VERSION, KIND, namespace, name)
+    seen = next(iter(BODIES.values((namespace, name))), None)
+    if BODIES.bound:
+        body = OWN_WRITES.resolve(key, seen)
+        if body is not UNKNOWN:
+            return copy.deepcopy(dict(body)) if body is not None else None
+    found = get_or_none(context.api, API_VERSION, KIND, namespace, name)
+    OWN_WRITES.read(key, version_of(seen), found)
+    return found
+
+
+def _deployments(context: Context, owner: Owner) -> Sequence[Mapping[str, Any]]:
+    """The InferenceService's two Deployments as far as they exist, from the watch (with our own
+    latest writes), else listed from the API."""
+    seen = {
+        body["metadata"]["name"]: body for body in DEPLOYMENTS.values((owner.namespace, owner.name))
+    }
+    if DEPLOYMENTS.bound:
+        found: list[Mapping[str, Any]] = []
+        for color in COLORS:
+            name = deployment_name(owner.name, color)
+            body = OWN_WRITES.resolve(
+                ("apps/v1", "Deployment", owner.namespace, name), seen.get(name)
+            )
+            if body is UNKNOWN:
+                break
+            if body is not None:
+                found.append(body)
+        else:
+            return found
+    listed = list_objects(
         context.api, "apps/v1", "Deployment", owner.namespace, f"{LABEL_ISVC}={owner.name}"
     )
+    by_name = {body["metadata"]["name"]: body for body in listed}
+    for color in COLORS:
+        name = deployment_name(owner.name, color)
+        body = by_name.get(name)
+        OWN_WRITES.read(
+            ("apps/v1", "Deployment", owner.namespace, name),
+            version_of(seen.get(name)),
+            deployment_essentials(body) if body is not None else None,
+        )
+    return listed
+
+
+def _observe_colors(
+    context: Context, owner: Owner, desired: Desired | None
+) -> tuple[dict[Color, ColorState], dict[Color, str | None]]:
+    """Each colour's Deployment, with its Pods' failure reason when it is not available, and
+    the resourceVersion each was observed at (None: absent)."""
     colors: dict[Color, ColorState] = {}
-    for body in deployments:
+    versions: dict[Color, str | None] = dict.fromkeys(COLORS)
+    for body in _deployments(context, owner):
         color = (body["metadata"].get("labels") or {}).get(LABEL_COLOR)
         if color not in COLORS or body["metadata"]["name"] != deployment_name(owner.name, color):
             continue
+        versions[color] = version_of(body)
         state = observe_deployment(body)
         if desired is not None and state.replicas > 0 and not availability(state, desired)[0]:
             pods = list_objects(
@@ -225,7 +293,7 @@ def _observe_colors(
             )
             state = observe_deployment(body, pod_failure(pods))
         colors[color] = state
-    return colors
+    return colors, versions
 
 
 def _smoke_test(
@@ -284,6 +352,7 @@ def _apply_children(
     target: ServingTarget | None,
     plan: RolloutPlan,
     colors: Mapping[Color, ColorState],
+    versions: dict[Color, str | None],
     template: str | None,
 ) -> None:
     api = context.api
@@ -294,14 +363,15 @@ def _apply_children(
             state = colors.get(color)
             if state is not None and (state.template_hash, state.replicas) == (template, replicas):
                 continue  # observed as wanted: nothing to send
-            apply(api, build_deployment(owner, spec, target, color, replicas, context.settings))
+            manifest = build_deployment(owner, spec, target, color, replicas, context.settings)
+            _wrote_deployment(versions, color, apply(api, manifest))
     # Services after the Deployments (the selector flips once the new colour exists), and the
     # old colour scales down after the flip.
     APPLIED.apply(api, build_active_service(owner, plan.active_service))
     APPLIED.apply(api, build_preview_service(owner, plan.preview_service))
     for color, replicas in plan.scale.items():
         with contextlib.suppress(NotFound):  # nothing to scale
-            patch(
+            scaled = patch(
                 api,
                 "apps/v1",
                 "Deployment",
@@ -309,6 +379,14 @@ def _apply_children(
                 deployment_name(owner.name, color),
                 build_replicas_patch(replicas),
             )
+            _wrote_deployment(versions, color, scaled)
+
+
+def _wrote_deployment(
+    versions: dict[Color, str | None], color: Color, result: Mapping[str, Any]
+) -> None:
+    OWN_WRITES.wrote(versions[color], deployment_essentials(result))
+    versions[color] = version_of(result)
 
 
 def _retrain(
@@ -363,7 +441,7 @@ def _retrain(
 
 def reconcile(context: Context, namespace: str, name: str) -> Outcome:
     api = context.api
-    body = get_or_none(api, API_VERSION, KIND, namespace, name)
+    body = _read(context, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return DONE
     meta = body["metadata"]
@@ -381,7 +459,7 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
         if target is not None
         else None
     )
-    colors = _observe_colors(context, owner, desired)
+    colors, versions = _observe_colors(context, owner, desired)
     inputs = RolloutInputs(
         desired=desired,
         waiting_for=resolution.waiting_for,
@@ -414,7 +492,7 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
         plan = decide(inputs, smoke)
 
     template = desired.template_hash if desired is not None else None
-    _apply_children(context, owner, spec, target, plan, colors, template)
+    _apply_children(context, owner, spec, target, plan, colors, versions, template)
     _emit_all(context, body, plan)
     last_retrain, retrain_requeue = _retrain(context, body, owner, spec, status, now)
 
@@ -424,11 +502,14 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
     )
     if last_retrain is not None:
         new_status["lastRetrain"] = last_retrain
+    version = version_of(body)
     if _differs(status, new_status):
         written = patch_status(api, API_VERSION, KIND, namespace, name, new_status)
         OWN_STATUS.wrote(body, new_status, written)
+        OWN_WRITES.wrote(version, written)
+        version = version_of(written)
     if plan.consume_promote:
-        patch(
+        consumed = patch(
             api,
             API_VERSION,
             KIND,
@@ -436,6 +517,7 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
             name,
             {"metadata": {"annotations": {ANNOTATION_PROMOTE: None}}},
         )
+        OWN_WRITES.wrote(version, consumed)
 
     waits = [w for w in (plan.requeue_after, retrain_requeue) if w is not None]
     return Outcome(requeue_after=min(waits) if waits else None)
@@ -475,6 +557,28 @@ def model_versions_by_model(
 
 
 @kopf.index(GROUP, "v1alpha1", "inferenceservices")
+def inference_service_bodies(
+    namespace: str | None, name: str | None, body: Mapping[str, Any], **_: Any
+) -> dict[tuple[str | None, str | None], dict[str, Any]]:
+    """(namespace, name) → the InferenceService as last seen (what a reconcile reads)."""
+    return {(namespace, name): without_managed_fields(body)}
+
+
+@kopf.index("apps", "v1", "deployments", labels={LABEL_ISVC: kopf.PRESENT})
+def deployments_by_inference_service(
+    namespace: str | None, labels: Mapping[str, str], body: Mapping[str, Any], **_: Any
+) -> dict[tuple[str | None, str], dict[str, Any]]:
+    """(namespace, InferenceService) → what the rollout reads of each of its Deployments."""
+    return {(namespace, labels[LABEL_ISVC]): deployment_essentials(body)}
+
+
+def _bind(kwargs: Mapping[str, Any]) -> None:
+    MODEL_VERSIONS.bind(kwargs["model_versions_by_model"])
+    BODIES.bind(kwargs["inference_service_bodies"])
+    DEPLOYMENTS.bind(kwargs["deployments_by_inference_service"])
+
+
+@kopf.index(GROUP, "v1alpha1", "inferenceservices")
 def inference_services_by_model(
     namespace: str | None, name: str | None, spec: Mapping[str, Any], **_: Any
 ) -> dict[tuple[str | None, str], str | None]:
@@ -486,13 +590,15 @@ def inference_services_by_model(
 async def inference_service_event(
     memo: Any, type: str | None, namespace: str | None, name: str | None, **kwargs: Any
 ) -> None:
-    MODEL_VERSIONS.bind(kwargs["model_versions_by_model"])
+    _bind(kwargs)
     runner: Runner = memo.runner
     if name is None or namespace is None:
         return
+    resource_version = kwargs["body"]["metadata"].get("resourceVersion")
+    OWN_WRITES.observed((API_VERSION, KIND, namespace, name), resource_version, type == "DELETED")
     if type == "DELETED":
         OWN_STATUS.forget(namespace, name)
-    elif OWN_STATUS.is_echo(namespace, name, kwargs["body"]["metadata"].get("resourceVersion")):
+    elif OWN_STATUS.is_echo(namespace, name, resource_version):
         return  # the echo of our own status write: nothing we did not decide on
     runner.on_event(KIND, type, namespace, name)
 
@@ -515,11 +621,24 @@ OURS = {LABEL_ISVC: kopf.PRESENT}
 
 @kopf.on.event("apps", "v1", "deployments", labels=OURS)
 async def deployment_event(
-    memo: Any, labels: Mapping[str, str], namespace: str | None, **_: Any
+    memo: Any,
+    labels: Mapping[str, str],
+    namespace: str | None,
+    name: str | None,
+    type: str | None,
+    body: Mapping[str, Any],
+    **kwargs: Any,
 ) -> None:
-    # Deployments are compared with what is observed, not cached: every event counts.
-    if namespace is not None:
-        memo.runner.notify(KIND, namespace, labels[LABEL_ISVC])
+    # Deployments are compared with what is observed, not with what we applied: every event
+    # counts.
+    _bind(kwargs)
+    if namespace is None or name is None:
+        return
+    resource_version = body["metadata"].get("resourceVersion")
+    OWN_WRITES.observed(
+        ("apps/v1", "Deployment", namespace, name), resource_version, type == "DELETED"
+    )
+    memo.runner.notify(KIND, namespace, labels[LABEL_ISVC])
 
 
 @kopf.on.event("v1", "services", labels=OURS)
@@ -569,7 +688,7 @@ async def model_version_event(
     memo: Any, spec: Mapping[str, Any], namespace: str | None, **kwargs: Any
 ) -> None:
     """A new, changed or deleted ModelVersion: every InferenceService of its model looks again."""
-    MODEL_VERSIONS.bind(kwargs["model_versions_by_model"])
+    _bind(kwargs)
     index: kopf.Index[tuple[str | None, str], str | None] = kwargs["inference_services_by_model"]
     key = (namespace, str(spec.get("modelName")))
     if namespace is None or key not in index:

@@ -7,6 +7,7 @@ InferenceService's event triggers the versions it served before and serves now.
 
 from __future__ import annotations
 
+import copy
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -22,11 +23,29 @@ from kubeloop.builders.trainingjob import TRAINING_JOB_UID_ANNOTATION
 from kubeloop.kube import apply as kube
 from kubeloop.kube.errors import Conflict, NotFound
 from kubeloop.kube.events import emit
+from kubeloop.kube.views import UNKNOWN, OwnWrites, version_of, without_managed_fields
 from kubeloop.runner import DONE, Context, Outcome
 
 KIND = builder.KIND
 SERVED_BY_INDEX = "inference_services_by_model_version"
+BODIES_INDEX = "model_version_bodies"
 logger = logging.getLogger(__name__)
+# Our writes that the watch-fed view of ModelVersions may not show yet (kube/views.py).
+OWN_WRITES = OwnWrites()
+
+
+def _read(context: Context, namespace: str, name: str) -> dict[str, Any] | None:
+    """The ModelVersion from the watch (with our own latest write), else from the API."""
+    key = (API_VERSION, KIND, namespace, name)
+    index = context.indexes.get(BODIES_INDEX)
+    seen = next(iter(index.get((namespace, name), ())), None) if index is not None else None
+    if index is not None:
+        body = OWN_WRITES.resolve(key, seen)
+        if body is not UNKNOWN:
+            return copy.deepcopy(dict(body)) if body is not None else None
+    found = kube.get_or_none(context.api, API_VERSION, KIND, namespace, name)
+    OWN_WRITES.read(key, version_of(seen), found)
+    return found
 
 
 def _vouched(context: Context, model_version: dict[str, Any]) -> bool:
@@ -61,8 +80,9 @@ def move_aliases(context: Context, model_version: dict[str, Any]) -> list[str] |
         if item["spec"].get("modelName") == spec["modelName"]
     ]
     for move in builder.alias_moves(model_version, others):
+        holder = next(item for item in others if item["metadata"]["name"] == move.holder)
         try:
-            kube.patch(
+            moved = kube.patch(
                 context.api,
                 API_VERSION,
                 KIND,
@@ -72,7 +92,7 @@ def move_aliases(context: Context, model_version: dict[str, Any]) -> list[str] |
             )
         except (Conflict, NotFound):
             return None
-        holder = next(item for item in others if item["metadata"]["name"] == move.holder)
+        OWN_WRITES.wrote(version_of(holder), moved)
         emit(
             context.api,
             holder,
@@ -92,7 +112,7 @@ def move_aliases(context: Context, model_version: dict[str, Any]) -> list[str] |
 
 
 def reconcile(context: Context, namespace: str, name: str) -> Outcome:
-    model_version = kube.get_or_none(context.api, API_VERSION, KIND, namespace, name)
+    model_version = _read(context, namespace, name)
     if model_version is None or model_version["metadata"].get("deletionTimestamp"):
         return DONE
     aliases = move_aliases(context, model_version)
@@ -124,7 +144,8 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
     new_status = {key: value for key, value in new_status.items() if value is not None}
     patch = merge_patch(status, new_status)
     if patch:
-        kube.patch_status(context.api, API_VERSION, KIND, namespace, name, patch)
+        written = kube.patch_status(context.api, API_VERSION, KIND, namespace, name, patch)
+        OWN_WRITES.wrote(version_of(model_version), written)
         for type_, reason, message in plan.events:
             emit(context.api, model_version, type_, reason, message)
     return DONE
@@ -132,9 +153,22 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
 async def model_version_event(
-    memo: Any, type: str, name: str, namespace: str | None, **_: Any
+    memo: Any, type: str, name: str, namespace: str | None, body: Any, **_: Any
 ) -> None:
+    if namespace is not None:
+        resource_version = body["metadata"].get("resourceVersion")
+        OWN_WRITES.observed(
+            (API_VERSION, KIND, namespace, name), resource_version, type == "DELETED"
+        )
     memo.runner.on_event(KIND, type, namespace, name)
+
+
+@kopf.index(GROUP, VERSION, "modelversions")
+def model_version_bodies(
+    namespace: str | None, name: str, body: Any, **_: Any
+) -> dict[tuple[str | None, str], dict[str, Any]]:
+    """(namespace, name) → the ModelVersion as last seen (what a reconcile reads)."""
+    return {(namespace, name): without_managed_fields(body)}
 
 
 @kopf.index(GROUP, VERSION, "inferenceservices")
@@ -170,3 +204,4 @@ async def inference_service_event(
 def remember_index(memo: Any, **kwargs: Any) -> None:
     """Give the reconciles (which run in threads, outside Kopf's handlers) the live index."""
     memo.runner.context.indexes[SERVED_BY_INDEX] = kwargs[SERVED_BY_INDEX]
+    memo.runner.context.indexes[BODIES_INDEX] = kwargs[BODIES_INDEX]

@@ -69,9 +69,10 @@ def capture(api: Any, namespace: str, kind: str, name: str, state: str) -> None:
         write_sample(kind, state, obj, health)
         return
     committed = load_sample(sample_path(kind, state))
-    assert sample_shape(obj, health) == sample_shape(committed["object"], committed["expected"]), (
+    live, kept = sample_shape(obj, health), sample_shape(committed["object"], committed["expected"])
+    assert live == kept, (
         f"{sample_path(kind, state).name} no longer matches the live object: refresh it with "
-        f"{REFRESH_ENV}=1"
+        f"{REFRESH_ENV}=1 (live {live}, committed {kept}; live status {obj.get('status')})"
     )
 
 
