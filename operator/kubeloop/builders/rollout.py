@@ -542,6 +542,9 @@ def _promote(
     previous = f" (was {record.active_model_version} in {old})" if old else ""
     draft.event("Normal", "Promoted", f"{how} {desired.model_version} in {color}{previous}")
     draft.counters.append("promoted")
+    # The next reconcile tidies the promoted candidate away (Progressing: Idle); ask for it rather
+    # than wait for an event that a first rollout, with no old colour to scale down, may not get.
+    draft.wait(0)
     return draft.plan(
         phase="Ready",
         ready=Verdict(True, "Serving", f"serving {desired.model_version} from {color}"),

@@ -185,6 +185,16 @@ def test_inferenceservice_states(
     capture(api, namespace, "InferenceService", "iris", "progressing")
     eventually(lambda: make_pods_ready(api, namespace, BLUE), timeout=30, what="blue Pods")
     wait_for_phase(api, "InferenceService", namespace, "iris", "Ready")
+
+    def settled() -> bool:
+        # Ready comes with the promotion; the reconcile after it tidies the candidate away.
+        status = kube.get(api, API, "InferenceService", namespace, "iris").get("status") or {}
+        progressing = [c for c in status.get("conditions") or () if c["type"] == "Progressing"]
+        return (
+            "candidate" not in status and bool(progressing) and progressing[0]["reason"] == "Idle"
+        )
+
+    eventually(settled, timeout=30, what="the promoted candidate tidied away (Progressing: Idle)")
     capture(api, namespace, "InferenceService", "iris", "healthy")
     # A new version whose Pods nobody makes ready: the candidate fails its progress deadline.
     create_ready_model_version(api, namespace, jobs, 2)
