@@ -11,7 +11,13 @@ For each N (default 100 and 1,000) on the API-only plane (hack/devcluster.py; Po
             The operator's peak RSS (VmHWM) and CPU seconds come from /proc.
 - floor     the same children, built by the same builders, plus the InferenceService and one
             status patch each, created directly by a plain client with the same thread pool, as
-            fast as the API server takes them (no watch, no reconcile, no Events).
+            fast as the API server takes them (no reconcile, no Events), under the same Watcher
+            as the operator run: its six watches load the same API server and cores, and are
+            the benchmark's cost, not the operator's. The floor is also run without the Watcher,
+            and that ratio printed beside.
+- both      start once the API server is quiet (the last run's deletions finished); the
+            requests each sent (apiserver_request_total) and the control plane's CPU seconds
+            are printed per run.
 
 Targets (issue 8): p99 < 2 s at N = 1,000, RSS < 200 MB, throughput >= 0.5x the floor's.
 
@@ -32,6 +38,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -63,6 +70,7 @@ from kubeloop.settings import OperatorSettings  # noqa: E402
 DIGEST = "sha256:" + "0" * 64
 CHILD_KINDS = ("Deployment", "Service", "ServiceAccount", "Role", "RoleBinding")
 CHILDREN_PER_ISVC = 6
+KIND = "InferenceService"
 
 
 def stamp() -> str:
@@ -218,6 +226,16 @@ def proc_usage(pid: int) -> tuple[float, float]:
     return peak_kb / 1024, cpu
 
 
+def plane_cpu(layout: devcluster.Layout) -> float:
+    """CPU seconds used so far by the control plane (etcd, kube-apiserver,
+    kube-controller-manager): diffed around a run, what its requests and watches cost."""
+    total = 0.0
+    for component in devcluster.PLANE:
+        pid = int(layout.pidfile(component).read_text().split()[0])
+        total += proc_usage(pid)[1]
+    return total
+
+
 def free_port() -> int:
     import socket
 
@@ -260,7 +278,12 @@ def start_operator(
 
 
 def run_operator(
-    api: k8s.ApiClient, kubeconfig: str, n: int, threads: int, log_dir: Path
+    api: k8s.ApiClient,
+    layout: devcluster.Layout,
+    kubeconfig: str,
+    n: int,
+    threads: int,
+    log_dir: Path,
 ) -> dict[str, Any]:
     namespace = f"bench-op-{n}-{uuid.uuid4().hex[:5]}"
     k8s.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
@@ -273,12 +296,14 @@ def run_operator(
     process, metrics_port = start_operator(kubeconfig, namespace, log_dir / f"operator-{n}.log")
     watcher = Watcher(api, namespace)
     watcher.start()
+    quiesce(api)  # the operator's start-up reconciles of the ModelVersions included
     created: dict[str, float] = {}
 
     def make(i: int) -> None:
         created[f"m{i}"] = time.perf_counter()
         create(api, isvc_manifest(namespace, i))
 
+    before, plane_before = api_requests(api), plane_cpu(layout)
     first = time.perf_counter()
     pool_map(threads, make, n)
     deadline = time.monotonic() + max(120.0, n * 1.0)
@@ -289,7 +314,12 @@ def run_operator(
     ):
         time.sleep(0.2)
     rss, cpu = proc_usage(process.pid)
-    reconciles = reconciles_of(metrics_port, "InferenceService")
+    reconciles = operator_metric(metrics_port, "kubeloop_reconciles_total", KIND)
+    reconcile_seconds = operator_metric(
+        metrics_port, "kubeloop_reconcile_duration_seconds_sum", KIND
+    )
+    requests = api_requests(api) - before
+    plane_seconds = plane_cpu(layout) - plane_before
     watcher.stop.set()
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
@@ -304,7 +334,7 @@ def run_operator(
         if name in watcher.status_written
     ]
     last = max(watcher.status_written.values(), default=first)
-    k8s.CoreV1Api(api).delete_namespace(namespace)
+    delete_namespace(api, namespace)
     return {
         "n": n,
         "complete_children": len(children),
@@ -318,11 +348,35 @@ def run_operator(
         "rss_mb": rss,
         "cpu_seconds": cpu,
         "reconciles_per_isvc": reconciles / n,
+        "reconcile_mean_seconds": reconcile_seconds / reconciles if reconciles else float("nan"),
+        "requests_per_isvc": sum(requests.values()) / n,
+        "requests": dict(requests.most_common()),
+        "plane_cpu_seconds": plane_seconds,
     }
 
 
-def reconciles_of(metrics_port: int, kind: str) -> float:
-    """The operator's kubeloop_reconciles_total of `kind`, from its /metrics."""
+def api_requests(api: k8s.ApiClient) -> Counter[str]:
+    """The API server's requests so far (not watches), per "VERB resource[/subresource]", from
+    its apiserver_request_total: diffed around a run, they show what each side sent (the
+    kube-controller-manager's ReplicaSets and Pods for the Deployments included)."""
+    response = api.call_api("GET", f"{api.configuration.host}/metrics")
+    response.read()
+    text = response.data.decode()
+    counts: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name != "apiserver_request_total" or labels.get("verb") == "WATCH":
+                continue
+            if not labels.get("resource"):
+                continue  # health checks, discovery
+            sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
+            counts[f"{labels['verb']} {labels['resource']}{sub}"] += int(sample.value)
+    return counts
+
+
+def operator_metric(metrics_port: int, name: str, kind: str) -> float:
+    """The sum of the operator's samples `name` of `kind`, from its /metrics."""
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
@@ -330,16 +384,55 @@ def reconciles_of(metrics_port: int, kind: str) -> float:
         sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == "kubeloop_reconciles_total" and sample.labels.get("kind") == kind
+        if sample.name == name and sample.labels.get("kind") == kind
     )
 
 
-def run_floor(api: k8s.ApiClient, n: int, threads: int) -> dict[str, Any]:
-    """The same children, same builders, written by a plain client as fast as it can."""
+def quiesce(api: k8s.ApiClient, limit: int = 40, window: float = 2.0) -> None:
+    """Wait until the API server is quiet (fewer than `limit` requests in `window` seconds, at
+    most 180 s): the garbage collector and the namespace controller finish the last run's
+    deletions after its namespace is gone, and would load the next run."""
+    deadline = time.monotonic() + 180
+    last = sum(api_requests(api).values())
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        now = sum(api_requests(api).values())
+        if now - last < limit:
+            return
+        last = now
+
+
+def delete_namespace(api: k8s.ApiClient, namespace: str) -> None:
+    """Delete the namespace and wait until it is gone: the namespace controller's thousands of
+    deletions would otherwise load the API server during the next run."""
+    core = k8s.CoreV1Api(api)
+    core.delete_namespace(namespace)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespace(namespace)
+        except k8s.ApiException as error:
+            if error.status == 404:
+                return
+            raise
+        time.sleep(1.0)
+    raise SystemExit(f"namespace {namespace} was not deleted within 600 s")
+
+
+def run_floor(
+    api: k8s.ApiClient, layout: devcluster.Layout, n: int, threads: int, observed: bool
+) -> dict[str, Any]:
+    """The same children, same builders, written by a plain client as fast as it can;
+    `observed`: under the operator run's Watcher, whose watches load the same API server and
+    cores (and are not the operator's cost)."""
     namespace = f"bench-floor-{n}-{uuid.uuid4().hex[:5]}"
     k8s.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
     settings = OperatorSettings(runtime_image="kubeloop-runtime:dev")
     latencies: list[float] = []
+    watcher = Watcher(api, namespace) if observed else None
+    if watcher is not None:
+        watcher.start()
+    quiesce(api)
 
     def make(i: int) -> None:
         started = time.perf_counter()
@@ -362,16 +455,25 @@ def run_floor(api: k8s.ApiClient, n: int, threads: int) -> dict[str, Any]:
         )
         latencies.append(time.perf_counter() - started)
 
+    before, plane_before = api_requests(api), plane_cpu(layout)
     first = time.perf_counter()
     pool_map(threads, make, n)
     seconds = time.perf_counter() - first
-    k8s.CoreV1Api(api).delete_namespace(namespace)
+    requests = api_requests(api) - before
+    plane_seconds = plane_cpu(layout) - plane_before
+    if watcher is not None:
+        watcher.stop.set()
+    delete_namespace(api, namespace)
     return {
         "n": n,
+        "observed": observed,
         "p50": percentile(latencies, 0.5),
         "p99": percentile(latencies, 0.99),
         "seconds": seconds,
         "throughput": n / seconds,
+        "requests_per_isvc": sum(requests.values()) / n,
+        "requests": dict(requests.most_common()),
+        "plane_cpu_seconds": plane_seconds,
     }
 
 
@@ -402,9 +504,10 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     try:
         for n in args.sizes:
-            op = run_operator(api, kubeconfig, n, args.threads, log_dir)
-            floor = run_floor(api, n, args.threads)
-            results.append({"operator": op, "floor": floor})
+            op = run_operator(api, layout, kubeconfig, n, args.threads, log_dir)
+            floor = run_floor(api, layout, n, args.threads, observed=True)
+            bare = run_floor(api, layout, n, args.threads, observed=False)
+            results.append({"operator": op, "floor": floor, "floor_unobserved": bare})
     finally:
         api.close()
         if started:
@@ -412,16 +515,33 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"{'N':>5} {'children p50/p99 s':>19} {'status p50/p99 s':>17} {'op/s':>7} "
-        f"{'floor/s':>8} {'ratio':>6} {'RSS MB':>7} {'CPU s':>6} {'rec/isvc':>8}"
+        f"{'floor/s':>8} {'ratio':>6} {'RSS MB':>7} {'CPU s':>6} "
+        f"{'rec/isvc':>8} {'req/isvc op/floor':>17}"
     )
     for row in results:
-        op, floor = row["operator"], row["floor"]
+        op, floor, bare = row["operator"], row["floor"], row["floor_unobserved"]
         ratio = op["throughput"] / floor["throughput"]
         print(
             f"{op['n']:>5} {op['children_p50']:>9.3f}/{op['children_p99']:<9.3f}"
             f" {op['status_p50']:>8.3f}/{op['status_p99']:<8.3f} {op['throughput']:>7.1f}"
             f" {floor['throughput']:>8.1f} {ratio:>6.2f} {op['rss_mb']:>7.1f}"
             f" {op['cpu_seconds']:>6.1f} {op['reconciles_per_isvc']:>8.1f}"
+            f" {op['requests_per_isvc']:>8.1f}/{floor['requests_per_isvc']:<8.1f}"
+        )
+        per_isvc = {what: count / op["n"] for what, count in op["requests"].items()}
+        print(
+            f"      floor without the Watcher: {bare['throughput']:.1f}/s, ratio"
+            f" {op['throughput'] / bare['throughput']:.2f}"
+        )
+        print(
+            f"      operator run: a reconcile took {op['reconcile_mean_seconds']:.3f} s on average;"
+            f" control plane CPU {op['plane_cpu_seconds']:.1f} s (floor run:"
+            f" {floor['plane_cpu_seconds']:.1f} s, without the Watcher"
+            f" {bare['plane_cpu_seconds']:.1f} s)"
+        )
+        print(
+            "      operator run, requests per InferenceService: "
+            + ", ".join(f"{what} {share:.2f}" for what, share in per_isvc.items() if share >= 0.05)
         )
         missing = op["n"] - min(op["complete_children"], op["complete_status"])
         if missing:
