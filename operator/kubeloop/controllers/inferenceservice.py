@@ -143,8 +143,10 @@ class BoundIndex:
         return self._index is not None
 
     def values(self, key: Any) -> list[Any]:
+        """The values under `key` ([] when none). Called from worker threads while Kopf's loop
+        updates the index: one lookup, no check-then-get."""
         index = self._index
-        return list(index[key]) if index is not None and key in index else []
+        return list(index.get(key, ())) if index is not None else []
 
 
 class ModelVersionIndex(BoundIndex):
