@@ -97,6 +97,9 @@ INFER_CASES: list[tuple[str, Any, int, str, str | None]] = [
      "datatype INT64 does not match", "input 'input-0'"),
     ("UINT8 with negatives", tensor([1, -2, 3, 4], [1, 4], "UINT8"), 422,
      "datatype UINT8 does not match", "input 'input-0'"),
+    # found by the fuzzer: a null makes an object array, whose values are not numpy scalars
+    ("BOOL with nulls", tensor([None] * 4, [1, 4], "BOOL"), 422,
+     "datatype BOOL does not match its data (found null)", "input 'input-0'"),
     ("FP32 with strings", tensor(["a", "b", "c", "d"], [1, 4], "FP32"), 422,
      "does not match", "input 'input-0'"),
     ("BYTES for numeric features", tensor(["a", "b", "c", "d"], [1, 4], "BYTES"), 422,

@@ -307,9 +307,10 @@ def _tensor_values(
     else:  # BYTES
         ok = kind == "U"
     if not ok:
+        first = values[0]  # a numpy scalar, or a Python object (None) in an object array
         raise InvalidInputError(
             f"{where}: datatype {datatype} does not match its data "
-            f"(found {_describe(values[0].item())})",
+            f"(found {_describe(first.item() if isinstance(first, np.generic) else first)})",
             field=where,
         )
     return values, shape
