@@ -13,7 +13,6 @@ status (candidate.since, scaleDown.at, lastRetrain.at), so a restarted operator 
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import logging
@@ -77,7 +76,13 @@ from kubeloop.kube.apply import (
 )
 from kubeloop.kube.errors import Conflict, NotFound
 from kubeloop.kube.events import emit
-from kubeloop.kube.views import UNKNOWN, OwnWrites, version_of, without_managed_fields
+from kubeloop.kube.views import (
+    UNKNOWN,
+    OwnWrites,
+    read_object,
+    version_of,
+    without_managed_fields,
+)
 from kubeloop.runner import DONE, Context, Outcome, Runner
 
 KIND = "InferenceService"
@@ -141,6 +146,11 @@ class BoundIndex:
     @property
     def bound(self) -> bool:
         return self._index is not None
+
+    @property
+    def index(self) -> Mapping[Any, Any] | None:
+        """The bound index; None until bound."""
+        return self._index
 
     def values(self, key: Any) -> list[Any]:
         """The values under `key` ([] when none). Called from worker threads while Kopf's loop
@@ -227,15 +237,7 @@ MODEL_VERSIONS = ModelVersionIndex()
 
 def _read(context: Context, namespace: str, name: str) -> dict[str, Any] | None:
     """The InferenceService from the watch (with our own latest write), else from the API."""
-    key = (API_VERSION, KIND, namespace, name)
-    seen = next(iter(BODIES.values((namespace, name))), None)
-    if BODIES.bound:
-        body = OWN_WRITES.resolve(key, seen)
-        if body is not UNKNOWN:
-            return copy.deepcopy(dict(body)) if body is not None else None
-    found = get_or_none(context.api, API_VERSION, KIND, namespace, name)
-    OWN_WRITES.read(key, version_of(seen), found)
-    return found
+    return read_object(context.api, OWN_WRITES, BODIES.index, API_VERSION, KIND, namespace, name)
 
 
 def _deployments(context: Context, owner: Owner) -> Sequence[Mapping[str, Any]]:

@@ -7,7 +7,6 @@ InferenceService's event triggers the versions it served before and serves now.
 
 from __future__ import annotations
 
-import copy
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +22,7 @@ from kubeloop.builders.trainingjob import TRAINING_JOB_UID_ANNOTATION
 from kubeloop.kube import apply as kube
 from kubeloop.kube.errors import Conflict, NotFound
 from kubeloop.kube.events import emit
-from kubeloop.kube.views import UNKNOWN, OwnWrites, version_of, without_managed_fields
+from kubeloop.kube.views import OwnWrites, read_object, version_of, without_managed_fields
 from kubeloop.runner import DONE, Context, Outcome
 
 KIND = builder.KIND
@@ -36,16 +35,8 @@ OWN_WRITES = OwnWrites()
 
 def _read(context: Context, namespace: str, name: str) -> dict[str, Any] | None:
     """The ModelVersion from the watch (with our own latest write), else from the API."""
-    key = (API_VERSION, KIND, namespace, name)
     index = context.indexes.get(BODIES_INDEX)
-    seen = next(iter(index.get((namespace, name), ())), None) if index is not None else None
-    if index is not None:
-        body = OWN_WRITES.resolve(key, seen)
-        if body is not UNKNOWN:
-            return copy.deepcopy(dict(body)) if body is not None else None
-    found = kube.get_or_none(context.api, API_VERSION, KIND, namespace, name)
-    OWN_WRITES.read(key, version_of(seen), found)
-    return found
+    return read_object(context.api, OWN_WRITES, index, API_VERSION, KIND, namespace, name)
 
 
 def _vouched(context: Context, model_version: dict[str, Any]) -> bool:

@@ -22,10 +22,15 @@ resourceVersions are compared for equality only, never ordered (the API's contra
 
 from __future__ import annotations
 
+import copy
 import enum
 import threading
 from collections.abc import Mapping
 from typing import Any, Final, Literal
+
+from kubernetes import client as k8s
+
+from kubeloop.kube.apply import get_or_none
 
 Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
 
@@ -118,3 +123,26 @@ class OwnWrites:
     def __len__(self) -> int:
         with self._lock:
             return len(self._pending)
+
+
+def read_object(
+    api: k8s.ApiClient,
+    writes: OwnWrites,
+    index: Mapping[Any, Any] | None,
+    api_version: str,
+    kind: str,
+    namespace: str,
+    name: str,
+) -> dict[str, Any] | None:
+    """The object from a Kopf index keyed (namespace, name), with our pending writes laid over
+    (a copy the caller may change); from the API when the index is not bound (None) or cannot be
+    trusted. None: the object does not exist."""
+    key = (api_version, kind, namespace, name)
+    seen = next(iter(index.get((namespace, name), ())), None) if index is not None else None
+    if index is not None:
+        body = writes.resolve(key, seen)
+        if body is not UNKNOWN:
+            return copy.deepcopy(dict(body)) if body is not None else None
+    found = get_or_none(api, api_version, kind, namespace, name)
+    writes.read(key, version_of(seen), found)
+    return found
