@@ -23,7 +23,7 @@ from kubeloop import controllers
 from kubeloop.kube.client import connect, credentials
 from kubeloop.logs import configure_logging
 from kubeloop.metrics import serve_metrics
-from kubeloop.peering import ensure_peering_objects
+from kubeloop.peering import PeeringGate, ensure_peering_objects
 from kubeloop.runner import Context, Runner
 from kubeloop.settings import OperatorSettings
 
@@ -80,9 +80,11 @@ def run(settings: OperatorSettings) -> None:
     """Run the operator until it is stopped (SIGTERM/SIGINT)."""
     api = connect(settings.kubeconfig, connections=settings.reconcile_workers)
     context = Context(api=api, settings=settings)
-    runner = Runner(context)
-    controllers.register(runner)
     priority = peering_priority(settings)
+    identity = f"{socket.gethostname()}-{os.getpid()}-{priority}"
+    gate = None if settings.standalone else PeeringGate(api, settings, identity, priority).open
+    runner = Runner(context, gate=gate)
+    controllers.register(runner)
 
     @kopf.on.login()
     def _login(**_: Any) -> kopf.ConnectionInfo:
@@ -111,7 +113,7 @@ def run(settings: OperatorSettings) -> None:
             settings=kopf_settings(settings, priority),
             clusterwide=settings.clusterwide,
             namespaces=settings.namespaces,
-            identity=cast(Any, f"{socket.gethostname()}-{os.getpid()}-{priority}"),
+            identity=cast(Any, identity),
             liveness_endpoint=liveness,
             memo=kopf.Memo(runner=runner),
         )

@@ -14,6 +14,10 @@ Why not Kopf timers or TemporaryError retries: timers add a finalizer to every o
 retries keep Kopf's progress in annotations. Here the timers are only in memory, and every due
 time is derived from status (e.g. `lastCheckedAt + refreshInterval`), so a restarted operator,
 which re-lists everything, recomputes them from the API.
+
+With peering, Kopf pauses its watches in an outranked replica but not these timers: a `gate`
+(peering.PeeringGate) closed by a live higher-priority peer holds every reconcile, which then
+looks again every PAUSED_RECHECK_SECONDS, so a replica that takes over misses none.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class Outcome:
 
 
 DONE = Outcome()
+# How often a reconcile held by a closed gate looks again (the gate reads its peers this often).
+PAUSED_RECHECK_SECONDS = 2.0
 # How many deleted objects the runner remembers (to ignore their children's late events).
 GONE_LIMIT = 10_000
 Reconcile = Callable[[Context, str, str], Outcome]
@@ -71,8 +77,9 @@ class _State:
 class Runner:
     """Runs the registered reconcile of a kind for one object, serialised per object."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, gate: Callable[[], bool] | None = None) -> None:
         self.context = context
+        self._gate = gate
         self._reconcilers: dict[str, Reconcile] = {}
         self._states: dict[Key, _State] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -162,9 +169,11 @@ class Runner:
     async def _run_once(self, key: Key, state: _State) -> Outcome:
         kind, namespace, name = key
         reconcile = self._reconcilers[kind]
-        metrics.RECONCILES.labels(kind).inc()
 
         def timed() -> Outcome:
+            if self._gate is not None and not self._gate():
+                return Outcome(requeue_after=PAUSED_RECHECK_SECONDS)  # a peer outranks us
+            metrics.RECONCILES.labels(kind).inc()
             # Timed in the worker: the wait for a free worker is not the reconcile's.
             started = time.perf_counter()
             try:

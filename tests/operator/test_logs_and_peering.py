@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from kubeloop.kube.events import build_event
 from kubeloop.logs import JsonFormatter, TextFormatter
 from kubeloop.main import peering_priority
-from kubeloop.peering import peering_objects
+from kubeloop.peering import outranking_peers, peering_objects
 from kubeloop.settings import OperatorSettings
 
 
@@ -73,3 +73,24 @@ def test_no_change_handlers_so_kopf_keeps_no_diff_base() -> None:
     assert registry._spawning._handlers == []  # timers and daemons would add finalizers too
     settings = kopf_settings(OperatorSettings(), priority=1)
     assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)
+
+
+def test_a_replica_yields_to_live_peers_of_higher_or_equal_priority_only() -> None:
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+    def seen(seconds_ago: float) -> str:
+        return (now - timedelta(seconds=seconds_ago)).isoformat()
+
+    peering = {
+        "status": {
+            "me": {"priority": 5, "lifetime": 10, "lastseen": seen(0)},
+            "higher": {"priority": 9, "lifetime": 10, "lastseen": seen(3)},
+            "tie": {"priority": 5, "lifetime": 10, "lastseen": seen(1)},
+            "lower": {"priority": 1, "lifetime": 10, "lastseen": seen(0)},
+            "dead": {"priority": 99, "lifetime": 10, "lastseen": seen(10)},
+            "unseen": {"priority": 7},  # no lastseen: just seen, as Kopf reads it
+        }
+    }
+    assert outranking_peers([peering], "me", 5, now) == ["higher", "tie", "unseen"]
+    assert outranking_peers([peering], "me", 100, now) == []
+    assert outranking_peers([{"metadata": {}}, peering], "higher", 9, now) == []

@@ -6,7 +6,9 @@ import asyncio
 import threading
 import time
 
-from kubeloop.runner import DONE, Context, Outcome, Runner
+import pytest
+
+from kubeloop.runner import DONE, PAUSED_RECHECK_SECONDS, Context, Outcome, Runner
 from kubeloop.settings import OperatorSettings
 
 
@@ -175,3 +177,24 @@ def test_a_deleted_object_is_not_revived_by_its_childrens_events() -> None:
         runner.forget("Thing", "ns", "a")
 
     asyncio.run(scenario())
+
+
+def test_a_closed_gate_holds_reconciles_and_they_run_once_it_opens() -> None:
+    open_ = threading.Event()
+    runner = Runner(
+        Context(api=None, settings=OperatorSettings()),  # type: ignore[arg-type]
+        gate=open_.is_set,
+    )
+    calls: list[str] = []
+    runner.register("Thing", lambda context, namespace, name: calls.append(name) or DONE)
+
+    async def scenario() -> None:
+        await runner.trigger("Thing", "ns", "a")
+        assert calls == []
+        # Held, not dropped: it looks again after PAUSED_RECHECK_SECONDS.
+        assert runner.pending("Thing", "ns", "a") == pytest.approx(PAUSED_RECHECK_SECONDS, abs=0.1)
+        open_.set()
+        await asyncio.sleep(PAUSED_RECHECK_SECONDS + 0.3)
+
+    asyncio.run(scenario())
+    assert calls == ["a"]
