@@ -88,6 +88,17 @@ def ready_dataset(kubectl: Any, namespace: str, api: Any, jobs: Any) -> None:
     wait_for_phase(api, "Dataset", namespace, "iris", "Ready")
 
 
+def unreachable_dataset(namespace: str, name: str = "remote") -> dict[str, Any]:
+    """A Dataset whose source refuses connections: port 9 (discard) on loopback, where nothing
+    listens. Its profile Jobs fail with exit 4 and the operator retries them with backoff."""
+    return {
+        "apiVersion": API,
+        "kind": "Dataset",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"source": {"uri": "https://127.0.0.1:9/iris.csv"}, "target": "target"},
+    }
+
+
 def small_trainingjob(name: str, **evaluation: Any) -> dict[str, Any]:
     manifest = example("TrainingJob")
     manifest["metadata"]["name"] = name

@@ -11,11 +11,11 @@ import pytest
 from helpers_kubelet import JobRunner
 from helpers_operator import OperatorProcess
 from helpers_resources import (
-    API,
     condition,
     example,
     profile_job,
     status_of,
+    unreachable_dataset,
     wait_for_event,
 )
 
@@ -96,14 +96,7 @@ def test_unreachable_source_is_retried_with_backoff_then_stalled(
 ) -> None:
     # Backoff 0.5, 1, 2, 4, 4, ... s: about six attempts before Stalled at 20 s.
     operator.start(KUBELOOP_UNREACHABLE_TIMEOUT_SECONDS="20", KUBELOOP_RETRY_MAX_SECONDS="4")
-    manifest = {
-        "apiVersion": API,
-        "kind": "Dataset",
-        "metadata": {"name": "remote", "namespace": namespace},
-        # Port 9 (discard) on loopback: nothing listens, the connection is refused.
-        "spec": {"source": {"uri": "https://127.0.0.1:9/iris.csv"}, "target": "target"},
-    }
-    kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    kubectl("apply", "-f", "-", input=json.dumps(unreachable_dataset(namespace)))
     attempts: list[str] = []
     while not condition(dataset_status(api, namespace, "remote"), "Stalled"):
         assert len(attempts) < 20, attempts  # retried without end: the timeout is ignored

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from helpers_kubelet import JobRunner
 from helpers_operator import OperatorProcess
-from helpers_resources import API, profile_job, status_of
+from helpers_resources import profile_job, status_of, unreachable_dataset
 
 from kubeloop.kube import apply as kube
 from support import eventually
@@ -54,16 +54,7 @@ def test_only_the_highest_priority_replica_reconciles_and_a_standby_takes_over(
     tmp_path: Path,
 ) -> None:
     low = operator.start(**PEERING, KUBELOOP_PEERING_PRIORITY="5")
-    kube.create(
-        api,
-        {
-            "apiVersion": API,
-            "kind": "Dataset",
-            "metadata": {"name": "remote", "namespace": namespace},
-            # Port 9 (discard) on loopback: nothing listens, the connection is refused.
-            "spec": {"source": {"uri": "https://127.0.0.1:9/iris.csv"}, "target": "target"},
-        },
-    )
+    kube.create(api, unreachable_dataset(namespace))
     first = profile_job(api, namespace, "remote")
     assert jobs.run(first) == 4
     eventually(
