@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.kubeloop-installed
 
-.PHONY: help setup tools images images-load images-down test test-unit lint crds demo demo-down cluster-up cluster-down cluster-status \
+.PHONY: help setup s3-emulator tools images images-load images-down test test-unit lint crds demo demo-down cluster-up cluster-down cluster-status \
 	deploy undeploy kind-up kind-load kind-down
 
 # `make deploy`: the chart with the locally built images, into the cluster $KUBECONFIG names, or,
@@ -48,6 +48,16 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The S3 emulator (moto) that the S3 store's node test runs on the node's bridge address, in a
+# virtualenv of its own: botocore caps python-dateutil below what kubernetes 37 needs.
+S3_EMULATOR_VENV := .cache/s3-emulator
+S3_EMULATOR_STAMP := $(S3_EMULATOR_VENV)/.kubeloop-installed
+$(S3_EMULATOR_STAMP): tests/s3-emulator.txt
+	test -x $(S3_EMULATOR_VENV)/bin/python || $(BASE_PYTHON) -m venv $(S3_EMULATOR_VENV)
+	$(S3_EMULATOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+s3-emulator: $(S3_EMULATOR_STAMP)
+
 tools:
 	bash hack/build-tools.sh
 
@@ -68,7 +78,7 @@ lint: setup
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
 
-test: setup tools lint images
+test: setup s3-emulator tools lint images
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup

@@ -21,11 +21,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from helpers_kubelet import JobRunner
 
 from kubeloop.api.base import API_VERSION
 from kubeloop.kube.apply import create, get, list_objects, patch_status
 from support import eventually
+
+# Two iris flowers, a setosa and a virginica: the smoke test's and the tests' requests.
+ROWS = [
+    {
+        "sepal length (cm)": 5.1,
+        "sepal width (cm)": 3.5,
+        "petal length (cm)": 1.4,
+        "petal width (cm)": 0.2,
+    },
+    {
+        "sepal length (cm)": 6.7,
+        "sepal width (cm)": 3.0,
+        "petal length (cm)": 5.2,
+        "petal width (cm)": 2.3,
+    },
+]
 
 
 def stamp() -> str:
@@ -220,3 +237,17 @@ def events(api: Any, namespace: str, name: str = "iris") -> list[str]:
         for e in list_objects(api, "v1", "Event", namespace)
         if e["involvedObject"]["name"] == name and e["involvedObject"]["kind"] == "InferenceService"
     ]
+
+
+def predict(api: Any, namespace: str, service: str) -> list[Any]:
+    address = get(api, "v1", "Service", namespace, service)["spec"]["clusterIP"]
+
+    def attempt() -> list[Any] | None:
+        try:
+            answer = httpx.post(f"http://{address}/predict", json={"instances": ROWS}, timeout=5)
+        except httpx.HTTPError:
+            return None  # kube-proxy can lag the endpoints by a second
+        return list(answer.json()["predictions"]) if answer.status_code == 200 else None
+
+    result: list[Any] = eventually(attempt, timeout=30, interval=0.5, what=f"{service} predicts")
+    return result

@@ -14,14 +14,15 @@ import json
 import time
 from typing import Any
 
-import httpx
 import pytest
 from helpers_kubelet import artifact_claim
 from isvc_cluster import (
+    ROWS,
     condition,
     events,
     isvc_manifest,
     isvc_status,
+    predict,
     register_model_version,
     wait_model_version_ready,
     wait_status,
@@ -34,20 +35,6 @@ from support import RESTRICTED_POD_SECURITY, eventually
 pytestmark = [pytest.mark.cluster, pytest.mark.node]
 
 IMAGE = "kubeloop-runtime:dev"
-ROWS = [
-    {
-        "sepal length (cm)": 5.1,
-        "sepal width (cm)": 3.5,
-        "petal length (cm)": 1.4,
-        "petal width (cm)": 0.2,
-    },
-    {
-        "sepal length (cm)": 6.7,
-        "sepal width (cm)": 3.0,
-        "petal length (cm)": 5.2,
-        "petal width (cm)": 2.3,
-    },
-]
 CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
@@ -123,20 +110,6 @@ def train_artifact(api: Any, namespace: str, run: str) -> dict[str, str]:
     message: dict[str, Any] = eventually(result, timeout=240, interval=1, what=f"train-{run}")
     assert message.get("ok"), message
     return {"uri": message["artifact"]["uri"], "digest": message["artifact"]["digest"]}
-
-
-def predict(api: Any, namespace: str, service: str) -> list[Any]:
-    address = get(api, "v1", "Service", namespace, service)["spec"]["clusterIP"]
-
-    def attempt() -> list[Any] | None:
-        try:
-            answer = httpx.post(f"http://{address}/predict", json={"instances": ROWS}, timeout=5)
-        except httpx.HTTPError:
-            return None  # kube-proxy can lag the endpoints by a second
-        return list(answer.json()["predictions"]) if answer.status_code == 200 else None
-
-    result: list[Any] = eventually(attempt, timeout=30, interval=0.5, what=f"{service} predicts")
-    return result
 
 
 @pytest.fixture
