@@ -5,7 +5,8 @@ in place fails the next run with DataVersionGone instead of training on other da
 
 The test PLAYS THE KUBELET (helpers_kubelet.py): the profile and train Jobs run as local
 processes with the real runtime, the folder lives under the runner's PVC root. It writes the
-folder on this machine, so it does not run against a real node.
+folder on this machine, which a real node's Pods would not see: it lives in tests/operator/played,
+whose conftest gives it a cluster without a node.
 """
 
 from __future__ import annotations
@@ -55,8 +56,7 @@ def local(jobs: JobRunner, uri: str) -> Path:
 def test_a_file_added_between_profile_and_train_is_not_trained_on(
     operator: OperatorProcess, jobs: JobRunner, kubectl: Any, namespace: str, api: Any
 ) -> None:
-    if jobs.real_node:
-        pytest.skip("writes the data folder on this machine; the node's Pods would not see it")
+    assert not jobs.real_node, "this test plays the kubelet (tests/operator/played)"
     folder = jobs.pvc_root / "data" / "iris"
     folder.mkdir(parents=True)
     frame = iris()
