@@ -834,6 +834,45 @@ def containerd_image_id(layout: Layout, ref: str) -> str | None:
     return None
 
 
+def checked_unpacked(listing: str) -> bool:
+    """Whether the first image of a `ctr images check` listing is unpacked (its last column;
+    pure)."""
+    rows = listing.splitlines()[1:]
+    return bool(rows) and rows[0].split()[-1] == "true"
+
+
+def containerd_image_unpacked(layout: Layout, ref: str) -> bool:
+    """Whether containerd has `ref`'s layers in its snapshotter, so a container can start."""
+    checked = ctr(layout, "images", "check", f"name=={normalize_ref(ref)}")
+    return checked.returncode == 0 and checked_unpacked(checked.stdout.decode())
+
+
+def containerd_has(layout: Layout, ref: str, image_id: str) -> bool:
+    """containerd has `ref` as the image `image_id`, unpacked."""
+    return containerd_image_id(layout, ref) == image_id and containerd_image_unpacked(layout, ref)
+
+
+def import_images(
+    layout: Layout,
+    what: str,
+    refs: Sequence[str],
+    run_import: Callable[[], subprocess.CompletedProcess[bytes]],
+) -> None:
+    """`ctr images import` (run_import), then every one of `refs` must be unpacked; one more try
+    when not. containerd 1.6 can lose a parent snapshot while it unpacks: an import that moves a
+    tag lets its garbage collector take the old image's layer chain, which the unpack had found
+    and builds on ("parent snapshot ... does not exist: not found", containerd#3787). The content
+    stays imported, so the image looks loaded but no container can start from it. On the second
+    try the old image is gone and the chain is built afresh."""
+    error = ""
+    for _ in range(2):
+        imported = run_import()
+        if imported.returncode == 0 and all(containerd_image_unpacked(layout, r) for r in refs):
+            return
+        error = imported.stderr.decode().strip() or f"{', '.join(refs)} not unpacked"
+    raise DevClusterError(f"importing {what}: {error}")
+
+
 def import_node_images(layout: Layout) -> None:
     """Pack our own binaries into images and import those containerd does not have yet."""
     node = layout.node_layout
@@ -841,19 +880,20 @@ def import_node_images(layout: Layout) -> None:
         spec = image_tar.ImageSpec(
             tag=tag, files={binary: layout.bin / binary}, entrypoint=[f"/{binary}"], user=user
         )
-        if containerd_image_id(layout, tag) == image_tar.image_id(spec):
+        if containerd_has(layout, tag, image_tar.image_id(spec)):
             continue
         tar = node.images / f"{binary}.tar"
         image_tar.write_image_tar(spec, tar)
-        imported = ctr(layout, "images", "import", str(tar))
-        if imported.returncode != 0:
-            raise DevClusterError(f"importing {tag}: {imported.stderr.decode().strip()}")
+        import_images(
+            layout, tag, [tag], functools.partial(ctr, layout, "images", "import", str(tar))
+        )
 
 
 def load(layout: Layout, images: Sequence[str]) -> None:
     """Copy images into the node's containerd, like `kind load docker-image`: each IMAGE is a
     Docker engine's image (`docker save IMAGE | ctr images import -`) or a `docker save` tar
-    file. An image containerd already has under that name with the same id is skipped."""
+    file. An image containerd already has under that name with the same id, unpacked, is
+    skipped."""
     if not containerd_ready(layout):
         raise DevClusterError(f"the node's containerd is not running (start it: up); {layout.root}")
     for image in images:
@@ -872,17 +912,19 @@ def load_from_docker(layout: Layout, image: str) -> None:
     if inspected.returncode != 0:
         raise DevClusterError(f"docker has no image {image}: {inspected.stderr.strip()}")
     wanted = inspected.stdout.strip()
-    if containerd_image_id(layout, image) == wanted:
+    if containerd_has(layout, image, wanted):
         print(f"{image}: already loaded ({wanted[:19]})")
         return
     began = time.monotonic()
-    with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:
-        imported = ctr(layout, "images", "import", "-", stdin=save.stdout)
-    if save.returncode != 0 or imported.returncode != 0:
-        raise DevClusterError(
-            f"loading {image}: docker save exited {save.returncode}; "
-            f"ctr import: {imported.stderr.decode().strip()}"
-        )
+
+    def save_and_import() -> subprocess.CompletedProcess[bytes]:
+        with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:
+            imported = ctr(layout, "images", "import", "-", stdin=save.stdout)
+        if save.returncode != 0:
+            raise DevClusterError(f"loading {image}: docker save exited {save.returncode}")
+        return imported
+
+    import_images(layout, image, [image], save_and_import)
     print(f"{image}: loaded {wanted[:19]} in {time.monotonic() - began:.1f}s")
 
 
@@ -894,14 +936,15 @@ def load_tar(layout: Layout, tar: Path) -> None:
         manifest = json.loads(member.read()) if member else []
     tagged = [(tag, entry["Config"]) for entry in manifest for tag in entry.get("RepoTags") or []]
     if tagged and all(
-        containerd_image_id(layout, tag) == "sha256:" + Path(config).stem.removeprefix("sha256:")
+        containerd_has(layout, tag, "sha256:" + Path(config).stem.removeprefix("sha256:"))
         for tag, config in tagged
     ):
         print(f"{tar}: already loaded ({', '.join(tag for tag, _ in tagged)})")
         return
-    imported = ctr(layout, "images", "import", str(tar))
-    if imported.returncode != 0:
-        raise DevClusterError(f"importing {tar}: {imported.stderr.decode().strip()}")
+    tags = [tag for tag, _ in tagged]
+    import_images(
+        layout, str(tar), tags, functools.partial(ctr, layout, "images", "import", str(tar))
+    )
     print(f"{tar}: loaded {', '.join(tag for tag, _ in tagged) or '(untagged)'}")
 
 

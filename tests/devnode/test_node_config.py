@@ -232,3 +232,13 @@ def test_drain_waits_only_for_pods_kubelet_still_runs() -> None:
         pod("unscheduled", None, "Pending"),  # a replacement the stopped scheduler never placed
     ]
     assert devcluster.pods_on_node(pods) == ["ns/running", "ns/stopping"]
+
+
+def test_an_imported_image_counts_as_loaded_only_when_unpacked() -> None:
+    header = "REF  TYPE  DIGEST  STATUS  SIZE  UNPACKED\n"
+    row = "docker.io/library/kubeloop-runtime:dev  application/vnd.docker.distribution.manifest.v2"
+    row += "+json  sha256:46a7  complete (6/6)  735.1 MiB/735.1 MiB  "
+    assert devcluster.checked_unpacked(header + row + "true\n")
+    # Seen after containerd lost a parent snapshot mid-import: the content is all there.
+    assert not devcluster.checked_unpacked(header + row + "false\n")
+    assert not devcluster.checked_unpacked(header)
