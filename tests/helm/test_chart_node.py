@@ -1,7 +1,8 @@
-"""The chart on a real node: `helm install --wait` brings the operator's Pod Ready, running from
-its image under the restricted Pod Security standard with only the chart's RBAC; the in-cluster
-operator takes examples/iris.yaml to a served prediction; `helm uninstall` leaves nothing of ours
-but the CRDs. The tests run in file order and share one release."""
+"""The chart on a real node: `helm install --wait` brings the operator's two peered replicas Ready,
+running from its image under the restricted Pod Security standard with only the chart's RBAC;
+the in-cluster operator takes examples/iris.yaml to a served prediction; when the working
+replica's Pod is killed the standby takes over; `helm uninstall` leaves nothing of ours but the
+CRDs. The tests run in file order and share one release."""
 
 from __future__ import annotations
 
@@ -25,11 +26,14 @@ from incluster import (
     operator_pods,
     set_args,
 )
+from incluster import operator_logs as incluster_logs
 from support import eventually
 
 # Setup may build and load the images, then waits for the operator: more than the default.
 pytestmark = [pytest.mark.cluster, pytest.mark.node, pytest.mark.timeout(1800)]
 
+# A killed replica's peering record expires after this long; then the standby takes over.
+PEERING_LIFETIME = 10
 OURS = (
     "deployments,replicasets,jobs,pods,services,serviceaccounts,persistentvolumeclaims,roles,"
     "rolebindings,clusterroles,clusterrolebindings,kopfpeerings,clusterkopfpeerings"
@@ -96,7 +100,9 @@ def release(
         "watch.namespaces": "{" + watched + "}",
         "artifactStore.type": "existingClaim",
         "artifactStore.existingClaim": "models",
+        "replicaCount": "2",
         "peering.enabled": "true",
+        "peering.lifetimeSeconds": str(PEERING_LIFETIME),
         "logLevel": "DEBUG",
     }
     selector = f"app.kubernetes.io/instance={name}"
@@ -119,30 +125,51 @@ def release(
             kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
-def operator_pod(kubectl: KubectlRunner, release: Release) -> dict[str, Any]:
-    pods = operator_pods(kubectl, release.namespace, release.selector)
-    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
-    return pods[0]
-
-
 def operator_logs(kubectl: KubectlRunner, release: Release) -> str:
-    pod = operator_pod(kubectl, release)["metadata"]["name"]
-    return kubectl("logs", "-n", release.namespace, pod).stdout
+    """Every replica's log."""
+    return incluster_logs(kubectl, release.namespace, release.selector)
 
 
-def test_install_wait_brings_the_operator_pod_ready(
+def pod_log(kubectl: KubectlRunner, release: Release, pod: str) -> str:
+    return kubectl("logs", "-n", release.namespace, pod, check=False).stdout
+
+
+def paused(log: str) -> bool:
+    """Whether Kopf in this replica is paused for a peer. Peering is mandatory, so Kopf starts
+    paused and says so only when it resumes ("Resuming operations"); it says "Pausing
+    operations" when a peer outranks it later."""
+    return log.rfind("Pausing operations") >= log.rfind("Resuming operations")
+
+
+def standing_by(kubectl: KubectlRunner, release: Release) -> list[str]:
+    """The replicas whose Kopf paused in favour of a peer and has not resumed since."""
+    names = [
+        p["metadata"]["name"] for p in operator_pods(kubectl, release.namespace, release.selector)
+    ]
+    return [name for name in names if paused(pod_log(kubectl, release, name))]
+
+
+def test_install_wait_brings_both_replicas_ready_and_one_stands_by(
     kubectl: KubectlRunner, release: Release
 ) -> None:
-    pod = operator_pod(kubectl, release)
-    conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
-    assert conditions["Ready"] == "True", pod["status"]
-    [container] = pod["status"]["containerStatuses"]
-    assert container["image"].endswith("kubeloop-operator:dev")
-    assert container["restartCount"] == 0
-    logs = operator_logs(kubectl, release)
-    assert f"namespaces {release.watched}" in logs, logs
-    # Peering: the chart's KopfPeering, in the namespace it serves.
+    pods = operator_pods(kubectl, release.namespace, release.selector)
+    assert len(pods) == 2, [p["metadata"]["name"] for p in pods]
+    for pod in pods:
+        conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+        assert conditions["Ready"] == "True", pod["status"]  # a standby answers its liveness too
+        [container] = pod["status"]["containerStatuses"]
+        assert container["image"].endswith("kubeloop-operator:dev")
+        assert container["restartCount"] == 0
+        log = pod_log(kubectl, release, pod["metadata"]["name"])
+        assert f"namespaces {release.watched}" in log, log
+    # Peering: the chart's KopfPeering, in the namespace it serves; one replica works.
     kubectl("get", "kopfpeering", "kubeloop", "-n", release.watched)
+    eventually(
+        lambda: len(standing_by(kubectl, release)) == 1,
+        timeout=30,
+        interval=1,
+        what="one replica to stand by",
+    )
 
 
 def predict(cluster_ip: str, rows: list[dict[str, float]]) -> dict[str, Any]:
@@ -232,6 +259,36 @@ def _try_predict(cluster_ip: str, rows: list[dict[str, float]]) -> dict[str, Any
         return predict(cluster_ip, rows)
     except OSError:
         return None
+
+
+def test_the_standby_takes_over_when_the_working_replica_is_killed(
+    kubectl: KubectlRunner, release: Release
+) -> None:
+    [standby] = standing_by(kubectl, release)
+    [working] = [
+        p["metadata"]["name"]
+        for p in operator_pods(kubectl, release.namespace, release.selector)
+        if p["metadata"]["name"] != standby
+    ]
+    # No clean stop: the killed replica's peering record stays until it expires.
+    kubectl("delete", "pod", working, "-n", release.namespace, "--grace-period=0", "--force")
+    eventually(
+        lambda: not paused(pod_log(kubectl, release, standby)),
+        timeout=PEERING_LIFETIME + 60,
+        interval=1,
+        what=f"{standby} to resume after {working}'s record expired",
+    )
+    # Whichever replica works now (the Deployment's new Pod may outrank the survivor), the
+    # operator serves: a new Dataset is profiled.
+    dataset = {
+        "apiVersion": "kubeloop.dev/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": "wine", "namespace": release.watched},
+        "spec": {"source": {"uri": "builtin://wine"}, "target": "target"},
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(dataset))
+    wait_ready(kubectl, release, "dataset/wine")
+    kubectl("delete", "dataset", "wine", "-n", release.watched, "--wait=true", timeout=120)
 
 
 def test_uninstall_leaves_nothing_of_ours_but_the_crds(
