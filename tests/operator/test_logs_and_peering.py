@@ -6,10 +6,13 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from kubeloop.kube.errors import KubeError
 from kubeloop.kube.events import build_event
 from kubeloop.logs import JsonFormatter, TextFormatter
 from kubeloop.main import peering_priority
-from kubeloop.peering import outranking_peers, peering_objects
+from kubeloop.peering import PeeringGate, outranking_peers, peering_objects
 from kubeloop.settings import OperatorSettings
 
 
@@ -94,3 +97,34 @@ def test_a_replica_yields_to_live_peers_of_higher_or_equal_priority_only() -> No
     assert outranking_peers([peering], "me", 5, now) == ["higher", "tie", "unseen"]
     assert outranking_peers([peering], "me", 100, now) == []
     assert outranking_peers([{"metadata": {}}, peering], "higher", 9, now) == []
+
+
+def test_the_gate_reads_its_peers_once_per_ttl_and_keeps_its_answer_when_it_cannot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [0.0]
+    reads: list[str] = []
+    peering: dict[str, object] = {"status": {}}
+
+    def get_or_none(api: object, version: str, kind: str, namespace: str, name: str) -> object:
+        reads.append(f"{kind} {namespace}/{name}")
+        if peering.get("broken"):
+            raise KubeError("the API server is unreachable")
+        return peering
+
+    monkeypatch.setattr("kubeloop.peering.get_or_none", get_or_none)
+    settings = OperatorSettings(namespaces=["ml"], peering_name="kubeloop")
+    gate = PeeringGate(None, settings, "me", 5, ttl=2.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert gate.open()
+    assert gate.open()  # within the ttl: no second read
+    assert reads == ["KopfPeering ml/kubeloop"]
+
+    seen = datetime.now(UTC).isoformat()
+    peering["status"] = {"other": {"priority": 9, "lifetime": 60, "lastseen": seen}}
+    assert gate.open()  # the cached answer, until the ttl has passed
+    now[0] = 2.0
+    assert not gate.open()
+    peering["broken"] = True
+    now[0] = 4.0
+    assert not gate.open()  # unreadable: the last answer stands
+    assert len(reads) == 3
