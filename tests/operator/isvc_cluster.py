@@ -148,6 +148,19 @@ def isvc_manifest(namespace: str, name: str = "iris", **spec: Any) -> dict[str, 
     }
 
 
+def kubectl_wait_ready(kubectl: Any, namespace: str, seconds: int, name: str = "iris") -> None:
+    """`kubectl wait --for=condition=Ready` on the InferenceService, as a user would."""
+    kubectl(
+        "wait",
+        "--for=condition=Ready",
+        f"inferenceservice/{name}",
+        "-n",
+        namespace,
+        f"--timeout={seconds}s",
+        timeout=seconds + 20,
+    )
+
+
 def isvc(api: Any, namespace: str, name: str = "iris") -> dict[str, Any]:
     return get(api, API_VERSION, "InferenceService", namespace, name)
 

@@ -22,6 +22,7 @@ from isvc_cluster import (
     events,
     isvc_manifest,
     isvc_status,
+    kubectl_wait_ready,
     predict,
     register_model_version,
     wait_model_version_ready,
@@ -128,15 +129,7 @@ def serving(api: Any, namespace: str, operator: Any, kubectl: Any, runtime_image
         "smokeTest": {"instances": ROWS, "timeoutSeconds": 30},
     }
     create(api, isvc_manifest(namespace, rollout=rollout))
-    kubectl(
-        "wait",
-        "--for=condition=Ready",
-        "inferenceservice/iris",
-        "-n",
-        namespace,
-        "--timeout=240s",
-        timeout=260,
-    )
+    kubectl_wait_ready(kubectl, namespace, 240)
     return namespace
 
 

@@ -35,7 +35,7 @@ from helpers_resources import (
     status_of,
     wait_for_phase,
 )
-from isvc_cluster import ROWS, isvc_manifest, predict, register_model_version
+from isvc_cluster import ROWS, isvc_manifest, kubectl_wait_ready, predict, register_model_version
 
 from devnode import GATEWAY
 from incluster import is_local_node
@@ -154,15 +154,7 @@ def test_the_pipeline_trains_serves_and_verifies_through_an_s3_store(
         "smokeTest": {"instances": ROWS, "timeoutSeconds": 30},
     }
     kube.create(api, isvc_manifest(namespace, rollout=rollout))
-    kubectl(
-        "wait",
-        "--for=condition=Ready",
-        "inferenceservice/iris",
-        "-n",
-        namespace,
-        "--timeout=300s",
-        timeout=320,
-    )
+    kubectl_wait_ready(kubectl, namespace, 300)
     assert predict(api, namespace, "iris") == ["setosa", "virginica"]
 
     # The same artifact registered with a digest the store's bytes do not have: the operator's

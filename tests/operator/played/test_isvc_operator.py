@@ -22,6 +22,7 @@ from isvc_cluster import (
     isvc,
     isvc_manifest,
     isvc_status,
+    kubectl_wait_ready,
     make_pods_ready,
     wait_status,
 )
@@ -80,15 +81,7 @@ def test_pending_names_what_it_waits_for_then_ready_and_kubectl_wait(
 
     # Playing the kubelet: the ReplicaSet's Pod reports Running and Ready.
     eventually(lambda: make_pods_ready(api, namespace, BLUE), timeout=30, what="blue Pods")
-    kubectl(
-        "wait",
-        "--for=condition=Ready",
-        "inferenceservice/iris",
-        "-n",
-        namespace,
-        "--timeout=60s",
-        timeout=90,
-    )
+    kubectl_wait_ready(kubectl, namespace, 60)
     status = isvc_status(api, namespace)
     assert status["activeColor"] == "blue"
     assert status["activeModelVersion"] == "iris-v1"
