@@ -79,6 +79,7 @@ from kubeloop.kube.events import emit
 from kubeloop.kube.views import (
     UNKNOWN,
     OwnWrites,
+    index_values,
     read_object,
     version_of,
     without_managed_fields,
@@ -132,53 +133,13 @@ class AppliedManifests:
             return False
 
 
-class BoundIndex:
-    """A Kopf index, once bound: Kopf hands its indexes to handlers only, so each handler binds
-    them before it triggers a reconcile. Unbound (a reconcile not started by Kopf, in tests),
-    readers ask the API instead."""
-
-    def __init__(self) -> None:
-        self._index: Mapping[Any, Any] | None = None
-
-    def bind(self, index: Mapping[Any, Any]) -> None:
-        self._index = index
-
-    @property
-    def bound(self) -> bool:
-        return self._index is not None
-
-    @property
-    def index(self) -> Mapping[Any, Any] | None:
-        """The bound index; None until bound."""
-        return self._index
-
-    def values(self, key: Any) -> list[Any]:
-        """The values under `key` ([] when none). Called from worker threads while Kopf's loop
-        updates the index: one lookup, no check-then-get."""
-        index = self._index
-        return list(index.get(key, ())) if index is not None else []
-
-
-class ModelVersionIndex(BoundIndex):
-    """The ModelVersions of each (namespace, model), from Kopf's index once it is bound.
-
-    Kopf fills its indexes before any handler runs and updates them before the handlers of each
-    event, so the index is as fresh as a list call, without sending the namespace's whole
-    registry over the wire for every reconcile. Until bound (a reconcile not started by Kopf),
-    the API is listed.
-    """
-
-    def of_model(self, api: Any, namespace: str, model: str) -> Sequence[Mapping[str, Any]]:
-        if not self.bound:
-            return list_objects(api, API_VERSION, "ModelVersion", namespace)
-        return self.values((namespace, model))
-
-
 APPLIED = AppliedManifests()
-# Watch-fed views of the InferenceServices and their Deployments, and our writes they may not
-# show yet (kube/views.py): a reconcile reads these instead of a GET and a LIST.
-BODIES = BoundIndex()
-DEPLOYMENTS = BoundIndex()
+# Kopf's watch-fed indexes a reconcile reads instead of a GET and a LIST (context.indexes, by
+# these names; bound at startup): the InferenceServices, their Deployments and the ModelVersions
+# of each model. OWN_WRITES: our writes they may not show yet (kube/views.py).
+BODIES_INDEX = "inference_service_bodies"
+DEPLOYMENTS_INDEX = "deployments_by_inference_service"
+MODEL_VERSIONS_INDEX = "model_versions_by_model"
 OWN_WRITES = OwnWrites()
 
 
@@ -232,21 +193,32 @@ def _same(left: Any, right: Any) -> bool:
 
 
 OWN_STATUS = OwnStatusWrites()
-MODEL_VERSIONS = ModelVersionIndex()
 
 
 def _read(context: Context, namespace: str, name: str) -> dict[str, Any] | None:
     """The InferenceService from the watch (with our own latest write), else from the API."""
-    return read_object(context.api, OWN_WRITES, BODIES.index, API_VERSION, KIND, namespace, name)
+    index = context.indexes.get(BODIES_INDEX)
+    return read_object(context.api, OWN_WRITES, index, API_VERSION, KIND, namespace, name)
+
+
+def _model_versions(context: Context, namespace: str, model: str) -> Sequence[Mapping[str, Any]]:
+    """The ModelVersions of the model, from Kopf's index (as fresh as a list, without sending
+    the namespace's whole registry for every reconcile), else listed from the API."""
+    index = context.indexes.get(MODEL_VERSIONS_INDEX)
+    if index is None:
+        return list_objects(context.api, API_VERSION, "ModelVersion", namespace)
+    return index_values(index, (namespace, model))
 
 
 def _deployments(context: Context, owner: Owner) -> Sequence[Mapping[str, Any]]:
     """The InferenceService's two Deployments as far as they exist, from the watch (with our own
     latest writes), else listed from the API."""
+    index = context.indexes.get(DEPLOYMENTS_INDEX)
     seen = {
-        body["metadata"]["name"]: body for body in DEPLOYMENTS.values((owner.namespace, owner.name))
+        body["metadata"]["name"]: body
+        for body in index_values(index, (owner.namespace, owner.name))
     }
-    if DEPLOYMENTS.bound:
+    if index is not None:
         found: list[Mapping[str, Any]] = []
         for color in COLORS:
             name = deployment_name(owner.name, color)
@@ -455,7 +427,7 @@ def reconcile(context: Context, namespace: str, name: str) -> Outcome:
     settings = context.settings
     now = datetime.now(UTC)
 
-    registry = MODEL_VERSIONS.of_model(api, namespace, spec.model.name)
+    registry = _model_versions(context, namespace, spec.model.name)
     resolution = resolve_target(spec.model, registry)
     target = resolution.target
     desired = (
@@ -576,10 +548,13 @@ def deployments_by_inference_service(
     return {(namespace, labels[LABEL_ISVC]): deployment_essentials(body)}
 
 
-def _bind(kwargs: Mapping[str, Any]) -> None:
-    MODEL_VERSIONS.bind(kwargs["model_versions_by_model"])
-    BODIES.bind(kwargs["inference_service_bodies"])
-    DEPLOYMENTS.bind(kwargs["deployments_by_inference_service"])
+@kopf.on.startup()
+def remember_indexes(memo: Any, **kwargs: Any) -> None:
+    """Give the reconciles (which run in threads, outside Kopf's handlers) the live indexes.
+    Kopf hands startup handlers its indexes empty and calls no resource handler, so starts no
+    reconcile, before they are filled."""
+    for name in (BODIES_INDEX, DEPLOYMENTS_INDEX, MODEL_VERSIONS_INDEX):
+        memo.runner.context.indexes[name] = kwargs[name]
 
 
 @kopf.index(GROUP, "v1alpha1", "inferenceservices")
@@ -594,7 +569,6 @@ def inference_services_by_model(
 async def inference_service_event(
     memo: Any, type: str | None, namespace: str | None, name: str | None, **kwargs: Any
 ) -> None:
-    _bind(kwargs)
     runner: Runner = memo.runner
     if name is None or namespace is None:
         return
@@ -635,7 +609,6 @@ async def deployment_event(
 ) -> None:
     # Deployments are compared with what is observed, not with what we applied: every event
     # counts.
-    _bind(kwargs)
     if namespace is None or name is None:
         return
     resource_version = body["metadata"].get("resourceVersion")
@@ -692,7 +665,6 @@ async def model_version_event(
     memo: Any, spec: Mapping[str, Any], namespace: str | None, **kwargs: Any
 ) -> None:
     """A new, changed or deleted ModelVersion: every InferenceService of its model looks again."""
-    _bind(kwargs)
     index: kopf.Index[tuple[str | None, str], str | None] = kwargs["inference_services_by_model"]
     key = (namespace, str(spec.get("modelName")))
     if namespace is None or key not in index:

@@ -22,7 +22,13 @@ from kubeloop.builders.trainingjob import TRAINING_JOB_UID_ANNOTATION
 from kubeloop.kube import apply as kube
 from kubeloop.kube.errors import Conflict, NotFound
 from kubeloop.kube.events import emit
-from kubeloop.kube.views import OwnWrites, read_object, version_of, without_managed_fields
+from kubeloop.kube.views import (
+    OwnWrites,
+    index_values,
+    read_object,
+    version_of,
+    without_managed_fields,
+)
 from kubeloop.runner import DONE, Context, Outcome
 
 KIND = builder.KIND
@@ -52,10 +58,7 @@ def _vouched(context: Context, model_version: dict[str, Any]) -> bool:
 
 
 def served_by(context: Context, namespace: str, name: str) -> list[str]:
-    index = context.indexes.get(SERVED_BY_INDEX)
-    if index is None:
-        return []
-    return sorted(set(index.get((namespace, name), ())))
+    return sorted(set(index_values(context.indexes.get(SERVED_BY_INDEX), (namespace, name))))
 
 
 def move_aliases(context: Context, model_version: dict[str, Any]) -> list[str] | None:
@@ -192,7 +195,8 @@ async def inference_service_event(
 
 
 @kopf.on.startup()
-def remember_index(memo: Any, **kwargs: Any) -> None:
-    """Give the reconciles (which run in threads, outside Kopf's handlers) the live index."""
+def remember_indexes(memo: Any, **kwargs: Any) -> None:
+    """Give the reconciles (which run in threads, outside Kopf's handlers) the live indexes, as
+    the InferenceService controller does."""
     memo.runner.context.indexes[SERVED_BY_INDEX] = kwargs[SERVED_BY_INDEX]
     memo.runner.context.indexes[BODIES_INDEX] = kwargs[BODIES_INDEX]

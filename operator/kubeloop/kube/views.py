@@ -125,6 +125,13 @@ class OwnWrites:
             return len(self._pending)
 
 
+def index_values(index: Mapping[Any, Any] | None, key: Any) -> list[Any]:
+    """The values a Kopf index holds under `key` ([] when none, or when there is no index).
+    Worker threads read while Kopf's loop updates the index: one lookup, no check-then-get
+    (which could raise KeyError)."""
+    return list(index.get(key, ())) if index is not None else []
+
+
 def read_object(
     api: k8s.ApiClient,
     writes: OwnWrites,
@@ -138,7 +145,7 @@ def read_object(
     (a copy the caller may change); from the API when the index is not bound (None) or cannot be
     trusted. None: the object does not exist."""
     key = (api_version, kind, namespace, name)
-    seen = next(iter(index.get((namespace, name), ())), None) if index is not None else None
+    seen = next(iter(index_values(index, (namespace, name))), None)
     if index is not None:
         body = writes.resolve(key, seen)
         if body is not UNKNOWN:
