@@ -26,10 +26,10 @@ def eventually(
         time.sleep(interval)
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the OS picks it)."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port of `host` (loopback unless told) nobody listens on right now (the OS picks it)."""
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
 

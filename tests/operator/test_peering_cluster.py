@@ -9,7 +9,6 @@ attempts on such a timer when the higher-priority replica arrives.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from helpers_kubelet import JobRunner
 from helpers_operator import OperatorProcess
 from helpers_resources import profile_job, status_of, unreachable_dataset
+from prometheus_client.parser import text_string_to_metric_families
 
 from kubeloop.kube import apply as kube
 from support import eventually
@@ -39,10 +39,12 @@ PEERING = {
 
 
 def dataset_reconciles(operator: OperatorProcess) -> float:
-    found = re.search(
-        r'^kubeloop_reconciles_total\{kind="Dataset"\} (\S+)$', operator.metrics(), re.M
-    )
-    return float(found.group(1)) if found else 0.0
+    """The operator's kubeloop_reconciles_total for Datasets (0 before its first)."""
+    for family in text_string_to_metric_families(operator.metrics()):
+        for sample in family.samples:
+            if sample.name == "kubeloop_reconciles_total" and sample.labels == {"kind": "Dataset"}:
+                return float(sample.value)
+    return 0.0
 
 
 def test_only_the_highest_priority_replica_reconciles_and_a_standby_takes_over(

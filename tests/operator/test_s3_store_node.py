@@ -16,11 +16,9 @@ the emulator on the host, so on another cluster (kind) the module skips, saying 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,13 +36,12 @@ from helpers_resources import (
 from isvc_cluster import ROWS, isvc_manifest, kubectl_wait_ready, predict, register_model_version
 
 from devnode import GATEWAY
-from incluster import is_local_node
+from incluster import REPO, is_local_node
 from kubeloop.kube import apply as kube
-from support import eventually
+from support import eventually, free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.node]
 
-REPO = Path(__file__).resolve().parents[2]
 EMULATOR_PYTHON = REPO / ".cache" / "s3-emulator" / "bin" / "python"
 BUCKET = "kubeloop-models"
 SECRET = "kubeloop-s3"
@@ -56,12 +53,6 @@ CREDENTIALS = {
 S3_XML = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 
-def free_gateway_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((GATEWAY, 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server on the node's bridge address with the bucket made; its URL."""
@@ -69,7 +60,7 @@ def s3_endpoint(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> It
         pytest.skip("the S3 emulator runs on the local node's bridge, out of this cluster's reach")
     if not EMULATOR_PYTHON.exists():
         pytest.skip(f"no S3 emulator at {EMULATOR_PYTHON}: make s3-emulator")
-    port = free_gateway_port()
+    port = free_port(GATEWAY)
     url = f"http://{GATEWAY}:{port}"
     log = tmp_path_factory.mktemp("s3") / "moto.log"
     with log.open("wb") as output:
